@@ -1,0 +1,23 @@
+# Entry points; see README. Everything sets itself up on a fresh machine.
+.PHONY: demo test bench crds lint fmt cluster-up cluster-down
+
+demo:
+	hack/demo.sh
+
+test:
+	hack/test.sh
+
+bench:
+	hack/bench.sh
+
+crds:
+	.venv/bin/python -m backfill_operator.crdgen --write crds/
+
+fmt:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+cluster-up:
+	.venv/bin/python -m devcluster up
+
+cluster-down:
+	.venv/bin/python -m devcluster down

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One-shot set-up on a fresh machine; idempotent and fast when everything is present.
+#  - Debian packages the tests use (prometheus/promtool, lua) via apt-get, only if missing;
+#  - the Python virtualenv .venv with the project and its dev tools (pinned by hack/constraints.txt);
+#  - the control plane and helm binaries, built from Go modules (hack/controlplane/build.sh).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+need_apt=()
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v lua5.4 >/dev/null 2>&1 || need_apt+=(lua5.4)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_apt[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+    "${need_apt[@]}" >&2
+  # The prometheus package starts a system service on :9090; the tests run their own.
+  if command -v systemctl >/dev/null 2>&1; then $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  pkill -x prometheus >/dev/null 2>&1 || true
+fi
+
+stamp=.venv/.installed-$(cat pyproject.toml hack/constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "setup: creating .venv" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >&2
+  constraints=()
+  [ -f hack/constraints.txt ] && constraints=(-c hack/constraints.txt)
+  .venv/bin/pip install -q "${constraints[@]}" -e ".[dev]" >&2
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+bin_dir=$(hack/controlplane/build.sh)
+echo "$bin_dir"

@@ -1,0 +1,69 @@
+"""``backfill-operator``: run the operator (``run``) or print the CRDs (``crds``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import kopf
+
+from . import handlers, kube, metrics
+from .crdgen import main as crdgen_main
+from .reconciler import Reconciler, Runtime
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backfill-operator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", default=[], help="watch this namespace (repeat)"
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all (default)")
+    run.add_argument("--metrics-port", type=int, default=8080, help="/metrics port (0: off)")
+    run.add_argument("--metrics-address", default="0.0.0.0", help="/metrics bind address")
+    run.add_argument(
+        "--liveness-port", type=int, default=8081, help="kopf /healthz port (0: off)"
+    )
+    peering = run.add_mutually_exclusive_group()
+    peering.add_argument("--peering", default=None, help="kopf peering object name")
+    peering.add_argument(
+        "--standalone", action="store_true", help="no peering (exactly one replica)"
+    )
+    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    crds = sub.add_parser("crds", help="print the CRDs (YAML)")
+    crds.set_defaults(command="crds")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``backfill-operator`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "crds":
+        return crdgen_main(["--stdout"])
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    api = kube.load_client()
+    handlers.RUNTIME = Runtime(Reconciler(kube.Kube(api), metrics.Metrics()))
+    if args.metrics_port:
+        metrics.serve(args.metrics_port, args.metrics_address)
+    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=args.standalone or args.peering is None,
+            peering_name=args.peering,
+            liveness_endpoint=liveness,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""kopf handlers: each turns kopf's arguments into a call of :mod:`.reconciler`. Nothing else.
+
+* one daemon per Backfill runs its reconcile loop (kopf starts it for every Backfill that
+  exists when the operator starts, so a restart resumes every backfill);
+* watch events of Jobs labelled with a Backfill, of Backfills and of PartitionedJobs wake the
+  loops concerned; a Job event never writes anything to the Job (``on.event`` handlers store no
+  progress and add no finalizers);
+* an index maps each PartitionedJob to the Backfills that reference it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from . import naming
+from .model import GROUP, VERSION
+from .reconciler import Runtime
+
+logger = logging.getLogger(__name__)
+
+#: Set by :func:`backfill_operator.__main__.main` before kopf starts.
+RUNTIME: Runtime | None = None
+
+
+def _runtime() -> Runtime:
+    if RUNTIME is None:
+        raise kopf.PermanentError("operator runtime not initialised")
+    return RUNTIME
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Keep kopf's own bookkeeping off user objects as far as kopf allows."""
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.persistence.finalizer = f"{GROUP}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+
+
+@kopf.index(GROUP, VERSION, "backfills")
+def backfills_by_job(namespace: str, name: str, spec: Any, **_: Any) -> dict[str, str]:
+    """Index: ``namespace/partitioned job`` → Backfill names referencing it."""
+    job = (spec.get("jobRef") or {}).get("name", "")
+    return {naming.object_key(namespace, job): name}
+
+
+@kopf.daemon(GROUP, VERSION, "backfills", cancellation_timeout=10.0)
+async def backfill_worker(
+    namespace: str, name: str, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    """Run the Backfill's reconcile loop until it is deleted or the operator stops."""
+
+    def stop_wait(timeout: float | None) -> Any:
+        return stopped.wait(timeout)
+
+    await _runtime().run_worker(namespace, name, stopped.is_set, stop_wait)
+
+
+@kopf.on.event(GROUP, VERSION, "backfills")
+def backfill_event(namespace: str, name: str, type: str | None, **_: Any) -> None:
+    """A Backfill changed: wake its loop; when deleted, drop its metrics."""
+    runtime = _runtime()
+    if type == "DELETED":
+        runtime.reconciler.metrics.forget(namespace, name)
+        return
+    runtime.wake(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_BACKFILL: kopf.PRESENT})
+def job_event(namespace: str, labels: Any, **_: Any) -> None:
+    """A Job of a Backfill changed: wake that Backfill's loop (refills freed slots at once)."""
+    _runtime().wake(namespace, labels[naming.LABEL_BACKFILL])
+
+
+@kopf.on.event(GROUP, VERSION, "partitionedjobs")
+async def partitioned_job_event(
+    namespace: str, name: str, type: str | None, backfills_by_job: kopf.Index[str, str], **_: Any
+) -> None:
+    """A PartitionedJob changed or was deleted: refresh its status, wake its Backfills."""
+    runtime = _runtime()
+    if type != "DELETED":
+        await asyncio.to_thread(runtime.reconciler.reconcile_partitioned_job, namespace, name)
+    for backfill in backfills_by_job.get(naming.object_key(namespace, name), []):
+        runtime.wake(namespace, backfill)

@@ -1,0 +1,198 @@
+"""The Kubernetes API edge: every call the operator makes, through the official client.
+
+Objects travel as plain dicts (``_preload_content=False`` + JSON), the shape the apiserver
+returns, so the pure core never sees client model classes. Errors are mapped to the few
+exceptions the reconciler acts on: :class:`Conflict` (resourceVersion changed: re-read and
+retry), :class:`Rejected` (the apiserver refused the object: a user error, shown in status)
+and anything else (a transient failure: retry with backoff).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+
+from .model import GROUP, VERSION
+
+logger = logging.getLogger(__name__)
+
+
+class Conflict(Exception):
+    """409 on an update: the object changed since it was read."""
+
+
+class Rejected(Exception):
+    """422/400 (or a 409 that is not ours to adopt): the apiserver refused the object."""
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """Result of creating a Job: ``created`` or ``adopted`` (it existed and is ours)."""
+
+    name: str
+    adopted: bool
+
+
+def load_client() -> ApiClient:
+    """Return an ApiClient from the in-cluster service account, else from KUBECONFIG."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    config = kubernetes.client.Configuration.get_default_copy()
+    config.connection_pool_maxsize = 32
+    return ApiClient(config)
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "{}")
+        return str(body.get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
+class Kube:
+    """Thin synchronous wrapper around the calls the reconciler makes (thread-safe)."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+        self.custom = CustomObjectsApi(api)
+        self.batch = BatchV1Api(api)
+        self.core = CoreV1Api(api)
+
+    # ---------------------------------------------------------------- custom resources
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return the custom object ``plural`` namespace/name, or None when it does not exist."""
+        try:
+            return _json(
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, name, _preload_content=False
+                )
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def replace_status(self, plural: str, body: dict[str, Any], status: dict[str, Any]) -> None:
+        """Write ``status`` of ``body`` through the status subresource (optimistic lock).
+
+        The ``resourceVersion`` of ``body`` is sent, so a concurrent change raises
+        :class:`Conflict` instead of being overwritten (Kubernetes API conventions,
+        "Concurrency Control and Consistency").
+        """
+        meta = body["metadata"]
+        payload = {
+            "apiVersion": body["apiVersion"],
+            "kind": body["kind"],
+            "metadata": {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "resourceVersion": meta["resourceVersion"],
+            },
+            "status": status,
+        }
+        try:
+            self.custom.replace_namespaced_custom_object_status(
+                GROUP, VERSION, meta["namespace"], plural, meta["name"], payload
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(_message(exc)) from exc
+            if exc.status == 404:
+                return
+            if exc.status in (400, 422):
+                raise Rejected(_message(exc)) from exc
+            raise
+
+    # -------------------------------------------------------------------------- jobs
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Return every Job in ``namespace`` matching the label ``selector`` (consistent read)."""
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            response = self.batch.list_namespaced_job(
+                namespace,
+                label_selector=selector,
+                limit=500,
+                _continue=token,
+                _preload_content=False,
+            )
+            page = _json(response)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def create_job(self, manifest: dict[str, Any], owner_uid: str) -> CreateResult:
+        """Create a Job; on AlreadyExists adopt it if its controller owner is ``owner_uid``.
+
+        Raises :class:`Rejected` when the apiserver refuses the manifest (422/400) or when a
+        Job of that name exists with another controller.
+        """
+        meta = manifest["metadata"]
+        try:
+            self.batch.create_namespaced_job(meta["namespace"], manifest, _preload_content=False)
+            return CreateResult(meta["name"], adopted=False)
+        except ApiException as exc:
+            if exc.status in (400, 422):
+                raise Rejected(_message(exc)) from exc
+            if exc.status != 409:
+                raise
+        existing = self.batch.read_namespaced_job(
+            meta["name"], meta["namespace"], _preload_content=False
+        )
+        owners = (_json(existing).get("metadata") or {}).get("ownerReferences") or []
+        if any(o.get("controller") and o.get("uid") == owner_uid for o in owners):
+            return CreateResult(meta["name"], adopted=True)
+        raise Rejected(f'Job "{meta["name"]}" already exists and is not owned by this Backfill')
+
+    def dry_run_job(self, manifest: dict[str, Any]) -> str | None:
+        """Validate a Job with a server-side dry run; return the apiserver's refusal or None."""
+        body = dict(manifest)
+        meta = dict(body["metadata"])
+        meta.pop("name", None)
+        meta["generateName"] = "dry-run-"
+        meta.pop("ownerReferences", None)
+        body["metadata"] = meta
+        try:
+            self.batch.create_namespaced_job(
+                meta["namespace"], body, dry_run="All", _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status in (400, 422):
+                return _message(exc)
+            raise
+        return None
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and (in the background, by garbage collection) its pods; 404 is fine."""
+        try:
+            self.batch.delete_namespaced_job(
+                name, namespace, propagation_policy="Background", _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    # ------------------------------------------------------------------------ events
+    def create_event(self, event: dict[str, Any]) -> None:
+        """Post a core/v1 Event; failures are logged, never raised (events are best effort)."""
+        try:
+            self.core.create_namespaced_event(
+                event["metadata"]["namespace"], event, _preload_content=False
+            )
+        except ApiException as exc:
+            logger.warning("could not post event %s: %s", event.get("reason"), _message(exc))

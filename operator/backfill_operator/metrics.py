@@ -1,0 +1,132 @@
+"""Prometheus metrics (prometheus-client), names as in ``docs/design.md``.
+
+Names follow the Prometheus conventions: base units in the name (``_seconds``), counters end in
+``_total``. Every series labelled with a Backfill is removed by :meth:`Metrics.forget` when the
+Backfill is deleted, so dashboards do not show ghosts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from .model import BackfillStatus, Phase
+from .planner import Outcome
+
+STATES = ("pending", "running", "succeeded", "failed", "skipped")
+RESULTS = ("succeeded", "failed")
+_BF = ("namespace", "backfill")
+_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, float("inf"))
+
+
+class Metrics:
+    """The operator's metrics, registered in one registry (default: the global one)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        kw = {"registry": registry} if registry is not None else {}
+        self.partitions = Gauge(
+            "backfill_partitions", "Partitions of a Backfill by state.", (*_BF, "state"), **kw
+        )
+        self.concurrency = Gauge(
+            "backfill_concurrency_limit", "spec.concurrency of a Backfill.", _BF, **kw
+        )
+        self.phase = Gauge(
+            "backfill_phase", "1 for the Backfill's current phase, 0 otherwise.", (*_BF, "phase"), **kw
+        )
+        self.info = Gauge(
+            "backfill_info", "Always 1; links a Backfill to its PartitionedJob.",
+            (*_BF, "partitioned_job"), **kw,
+        )
+        self.runs = Counter(
+            "backfill_partition_runs", "Finished partition runs (Job attempts) by result.",
+            (*_BF, "result"), **kw,
+        )
+        self.duration = Histogram(
+            "backfill_partition_run_duration_seconds",
+            "Run time of a partition attempt, Job start to finish.",
+            (*_BF, "result"),
+            buckets=_DURATION_BUCKETS,
+            **kw,
+        )
+        self.jobs_created = Counter(
+            "backfill_jobs_created", "Jobs created by the operator.", _BF, **kw
+        )
+        self.errors = Counter(
+            "backfill_reconcile_errors", "Reconcile passes that ended in an error.", _BF, **kw
+        )
+        self.reconcile_seconds = Histogram(
+            "backfill_reconcile_duration_seconds", "Wall time of one reconcile pass.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")),
+            **kw,
+        )
+        self._jobs: dict[tuple[str, str], str] = {}
+
+    def observe_status(
+        self, namespace: str, name: str, job: str, concurrency: int, status: BackfillStatus
+    ) -> None:
+        """Set the gauges of one Backfill from its status."""
+        counts = status.counts
+        for state in STATES:
+            self.partitions.labels(namespace, name, state).set(getattr(counts, state))
+        self.concurrency.labels(namespace, name).set(concurrency)
+        for phase in Phase:
+            self.phase.labels(namespace, name, str(phase)).set(
+                1 if status.phase == phase else 0
+            )
+        old = self._jobs.get((namespace, name))
+        if old is not None and old != job:
+            self.info.remove(namespace, name, old)
+        self._jobs[(namespace, name)] = job
+        self.info.labels(namespace, name, job).set(1)
+
+    def record(self, namespace: str, name: str, outcomes: Iterable[Outcome], created: int) -> None:
+        """Count finished runs (with durations) and created Jobs of one pass."""
+        for outcome in outcomes:
+            result = "succeeded" if outcome.succeeded else "failed"
+            self.runs.labels(namespace, name, result).inc()
+            if outcome.duration_seconds is not None:
+                self.duration.labels(namespace, name, result).observe(outcome.duration_seconds)
+        if created:
+            self.jobs_created.labels(namespace, name).inc(created)
+
+    def touch(self, namespace: str, name: str) -> None:
+        """Create a Backfill's counters at zero, so rate() sees their first increments."""
+        for result in RESULTS:
+            self.runs.labels(namespace, name, result)
+        self.jobs_created.labels(namespace, name)
+        self.errors.labels(namespace, name)
+
+    def error(self, namespace: str, name: str) -> None:
+        """Count one failed reconcile pass."""
+        self.errors.labels(namespace, name).inc()
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Remove every series of a deleted Backfill."""
+        for metric, extra in (
+            (self.partitions, STATES),
+            (self.phase, [str(p) for p in Phase]),
+            (self.runs, RESULTS),
+            (self.duration, RESULTS),
+        ):
+            for value in extra:
+                try:
+                    metric.remove(namespace, name, value)
+                except KeyError:
+                    pass
+        for metric in (self.concurrency, self.jobs_created, self.errors):
+            try:
+                metric.remove(namespace, name)
+            except KeyError:
+                pass
+        job = self._jobs.pop((namespace, name), None)
+        if job is not None:
+            try:
+                self.info.remove(namespace, name, job)
+            except KeyError:
+                pass
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    """Serve ``/metrics`` of the global registry on ``address:port`` in a daemon thread."""
+    start_http_server(port, addr=address)

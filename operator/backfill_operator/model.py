@@ -1,0 +1,430 @@
+"""The API of group ``backfill.dev``, version ``v1alpha1``, as pydantic models.
+
+These models are the single source of truth: the CRD YAML in ``crds/`` is generated from them
+(:mod:`backfill_operator.crdgen`), the operator parses objects with them, and the CLI builds
+objects with them. Field names are the Kubernetes (camelCase) names; Python code uses the
+snake_case attributes. Constraints that the apiserver can check (enums, minimums, one-of, CEL
+rules) are declared here so that bad input is rejected at ``kubectl apply``; the rest is
+checked by the planner and reported as phase ``Invalid``.
+
+Conventions follow the Kubernetes API conventions (sig-architecture/api-conventions.md):
+optional fields are omitted rather than null, status carries ``observedGeneration`` and
+``conditions`` of type ``metav1.Condition``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "backfill.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+#: Largest explicit ``spec.partitions`` list of a Backfill (enforced by the CRD schema).
+MAX_EXPLICIT_PARTITIONS = 10_000
+#: Largest ``spec.partitions.values`` list of a PartitionedJob (enforced by the CRD schema).
+MAX_STATIC_VALUES = 10_000
+#: Largest ``spec.concurrency`` (enforced by the CRD schema).
+MAX_CONCURRENCY = 1_000
+#: Largest ``spec.retries.limit``.
+MAX_RETRIES = 100
+#: Cap of one retry delay, seconds (exponential backoff stops growing there).
+MAX_BACKOFF_SECONDS = 3_600
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """Return one ``x-kubernetes-validations`` entry (a CEL rule checked by the apiserver)."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+class _Model(BaseModel):
+    """Base: camelCase aliases, populate by either name, unknown fields ignored on read."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    def to_api(self) -> dict[str, Any]:
+        """Return the object as the Kubernetes API shows it: camelCase keys, no unset optionals."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --------------------------------------------------------------------------- PartitionedJob
+
+
+class Schedule(_Model):
+    """Time partitions: one per occurrence of a five-field cron schedule in a time zone."""
+
+    cron: str = Field(
+        min_length=1,
+        max_length=128,
+        description=(
+            "Five-field cron expression (minute hour day-of-month month day-of-week), as "
+            "croniter reads it. Partition i is the data interval [t_i, t_i+1) between two "
+            "consecutive occurrences."
+        ),
+        examples=["0 0 * * *"],
+    )
+    time_zone: str = Field(
+        default="UTC",
+        max_length=64,
+        description="IANA time zone the schedule and the partition keys are in.",
+    )
+    start: str = Field(
+        max_length=64,
+        description=(
+            "The first partition is the first occurrence at or after this instant: a date "
+            "(2024-01-01), a wall time (2024-01-01T05:00) in timeZone, or RFC 3339 with offset."
+        ),
+    )
+    end: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Optional end: only partitions whose whole window ends at or before it exist. "
+            "Unset: up to the last complete window before now."
+        ),
+    )
+
+
+class PartitionsDefinition(_Model):
+    """How a PartitionedJob is partitioned: exactly one of ``schedule`` and ``values``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.schedule) != has(self.values)",
+                    "exactly one of schedule and values must be set",
+                )
+            ]
+        }
+    )
+
+    schedule: Schedule | None = Field(default=None, description="Time partitions.")
+    values: list[Annotated[str, Field(min_length=1, max_length=63)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_STATIC_VALUES,
+        description="Static partition keys, e.g. regions; unique; run in list order.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class PartitionedJobSpec(_Model):
+    """What runs, and how it is partitioned."""
+
+    partitions: PartitionsDefinition = Field(description="The partitions of this job.")
+    job_template: dict[str, Any] = Field(
+        description=(
+            "A batch/v1 JobTemplateSpec, as in CronJob. Every container gets the environment "
+            "variables PARTITION_KEY, PARTITION_START, PARTITION_END, PARTITION_INDEX, "
+            "BACKFILL_NAME and BACKFILL_ATTEMPT."
+        ),
+        json_schema_extra={
+            "x-kubernetes-preserve-unknown-fields": True,
+            "x-kubernetes-validations": [
+                _cel("has(self.spec)", "jobTemplate.spec is required"),
+            ],
+        },
+    )
+
+
+# ------------------------------------------------------------------------------ Conditions
+
+
+class ConditionStatus(enum.StrEnum):
+    """``metav1.ConditionStatus``."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(_Model):
+    """A ``metav1.Condition`` (Kubernetes API conventions; kstatus reads Ready/Reconciling/Stalled)."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: str | None = Field(default=None, description="RFC 3339, UTC.")
+
+
+class PartitionLedger(_Model):
+    """Last final outcome of each partition across all Backfills, as compact index sets.
+
+    Indices are global partition indices (``docs/design.md``); the sets use the format of an
+    Indexed Job's ``status.completedIndexes`` ("1,3-5,7").
+    """
+
+    succeeded: str = ""
+    failed: str = ""
+
+
+class PartitionedJobStatus(_Model):
+    """Status of a PartitionedJob: validity and the partition ledger used by ``reprocess``."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    partitioning: str | None = Field(
+        default=None,
+        description="Fingerprint of what numbers the partitions (cron, timeZone, start or values).",
+    )
+    description: str | None = None
+    ledger: PartitionLedger = Field(default_factory=PartitionLedger)
+
+
+# -------------------------------------------------------------------------------- Backfill
+
+
+class JobRef(_Model):
+    """Reference to a PartitionedJob in the Backfill's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+
+
+class PartitionRange(_Model):
+    """An inclusive range of partitions, by key or timestamp."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.to) || !(self.from.matches('^[0-9]{4}-') && "
+                    "self.to.matches('^[0-9]{4}-')) || self.from <= self.to",
+                    "range.from must not be after range.to",
+                )
+            ]
+        }
+    )
+
+    from_: str = Field(
+        alias="from",
+        min_length=1,
+        max_length=64,
+        description="First partition (inclusive): a key or a timestamp.",
+    )
+    to: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description=(
+            "Last partition (inclusive): a key or a timestamp. Unset: up to the last complete "
+            "window before the Backfill was first reconciled."
+        ),
+    )
+
+
+class Order(enum.StrEnum):
+    """Launch order of partitions."""
+
+    OLDEST_FIRST = "OldestFirst"
+    NEWEST_FIRST = "NewestFirst"
+
+
+class Reprocess(enum.StrEnum):
+    """Which partitions with a recorded outcome run again (Airflow's reprocess_behavior)."""
+
+    MISSING = "Missing"
+    FAILED = "Failed"
+    ALL = "All"
+
+
+class Retries(_Model):
+    """Retry policy: a failed partition gets a new Job, after an exponential backoff."""
+
+    limit: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_RETRIES,
+        description="Extra attempts per partition after the first (0: no retries).",
+    )
+    backoff_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=MAX_BACKOFF_SECONDS,
+        description=(
+            "Delay before retry n is backoffSeconds * 2^(n-1) seconds, at most "
+            f"{MAX_BACKOFF_SECONDS}."
+        ),
+    )
+
+
+class BackfillSpec(_Model):
+    """One request to run a set of partitions of a PartitionedJob."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.range) != has(self.partitions)",
+                    "exactly one of range and partitions must be set",
+                )
+            ]
+        }
+    )
+
+    job_ref: JobRef = Field(description="The PartitionedJob to run (same namespace).")
+    range: PartitionRange | None = Field(default=None, description="An inclusive range.")
+    partitions: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_EXPLICIT_PARTITIONS,
+        description="An explicit list of partition keys; each must be a key of the job.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    concurrency: int = Field(
+        default=10,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description="At most this many of this Backfill's Jobs are active at once.",
+    )
+    order: Order = Field(default=Order.OLDEST_FIRST, description="Launch order.")
+    reprocess: Reprocess = Field(
+        default=Reprocess.MISSING,
+        description=(
+            "Missing: only partitions with no recorded outcome; Failed: those and partitions "
+            "whose last outcome is failure; All: every selected partition."
+        ),
+    )
+    retries: Retries = Field(default_factory=Retries, description="Retry policy.")
+    max_failed_partitions: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Once this many partitions have failed for good, launch nothing more and end "
+            "Failed. Unset: run everything."
+        ),
+    )
+    suspend: bool = Field(default=False, description="True: launch nothing new.")
+    dry_run: bool = Field(default=False, description="Compute the plan into status only.")
+    successful_jobs_history_limit: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Finished successful Jobs kept after their outcome is recorded.",
+    )
+    failed_jobs_history_limit: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Finished failed Jobs kept after their outcome is recorded.",
+    )
+
+
+class Phase(enum.StrEnum):
+    """``status.phase`` of a Backfill."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    INVALID = "Invalid"
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+
+
+class PartitionCounts(_Model):
+    """Partition counts; total = pending + running + succeeded + failed + skipped."""
+
+    total: int = 0
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class PartitionSets(_Model):
+    """Per-state partition sets, as compact global index ranges ("1,3-5,7")."""
+
+    succeeded: str = ""
+    failed: str = ""
+    skipped: str = ""
+    running: str = ""
+
+
+class RunningPartition(_Model):
+    """A partition with an active Job."""
+
+    key: str
+    index: int
+    job: str
+    attempt: int
+    start_time: str | None = None
+
+
+class FailedPartition(_Model):
+    """A partition whose last attempt failed: waiting for a retry, or failed for good."""
+
+    key: str
+    index: int
+    job: str
+    attempts: int
+    message: str = ""
+    retry_at: str | None = Field(default=None, description="Unset when failed for good.")
+
+
+class Selection(_Model):
+    """The resolved selection (pinned: ``to`` unset resolves once, when first reconciled)."""
+
+    first: str
+    last: str
+    count: int
+    range_from: str | None = None
+    range_to: str | None = None
+
+
+class Plan(_Model):
+    """What a ``dryRun`` Backfill would run."""
+
+    count: int
+    first: list[str] = Field(default_factory=list)
+    last: list[str] = Field(default_factory=list)
+    skipped: int = 0
+
+
+class BackfillStatus(_Model):
+    """Status of a Backfill: phase, kstatus conditions, counts and compact partition state."""
+
+    phase: Phase | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    partitioning: str | None = None
+    selection: Selection | None = None
+    counts: PartitionCounts = Field(default_factory=PartitionCounts)
+    progress: str | None = Field(default=None, description="succeeded/total, for kubectl get.")
+    partitions: PartitionSets = Field(default_factory=PartitionSets)
+    running: list[RunningPartition] = Field(default_factory=list)
+    failures: list[FailedPartition] = Field(default_factory=list)
+    plan: Plan | None = None
+    template_hash: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    last_failure_event_time: str | None = None
