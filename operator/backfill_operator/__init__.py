@@ -1,0 +1,1 @@
+"""backfill-operator: declarative backfills on Kubernetes, one Job per partition."""

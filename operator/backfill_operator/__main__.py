@@ -25,9 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all (default)")
     run.add_argument("--metrics-port", type=int, default=8080, help="/metrics port (0: off)")
     run.add_argument("--metrics-address", default="0.0.0.0", help="/metrics bind address")
-    run.add_argument(
-        "--liveness-port", type=int, default=8081, help="kopf /healthz port (0: off)"
-    )
+    run.add_argument("--liveness-port", type=int, default=8081, help="kopf /healthz port (0: off)")
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--peering", default=None, help="kopf peering object name")
     peering.add_argument(
@@ -48,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # kopf logs every handler call at INFO; keep the log for what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     api = kube.load_client()
     handlers.RUNTIME = Runtime(Reconciler(kube.Kube(api), metrics.Metrics()))
     if args.metrics_port:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, cast
 
 import kopf
 
@@ -44,48 +45,58 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
 
 
+def _ns(namespace: str | None) -> str:
+    if namespace is None:  # the resources are namespaced; kopf types allow cluster scope
+        raise kopf.PermanentError("a namespaced object without a namespace")
+    return namespace
+
+
 @kopf.index(GROUP, VERSION, "backfills")
-def backfills_by_job(namespace: str, name: str, spec: Any, **_: Any) -> dict[str, str]:
+def backfills_by_job(
+    *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[str, str]:
     """Index: ``namespace/partitioned job`` → Backfill names referencing it."""
     job = (spec.get("jobRef") or {}).get("name", "")
-    return {naming.object_key(namespace, job): name}
+    return {naming.object_key(_ns(namespace), job): name}
 
 
 @kopf.daemon(GROUP, VERSION, "backfills", cancellation_timeout=10.0)
 async def backfill_worker(
-    namespace: str, name: str, stopped: kopf.DaemonStopped, **_: Any
+    *, namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
     """Run the Backfill's reconcile loop until it is deleted or the operator stops."""
 
-    def stop_wait(timeout: float | None) -> Any:
-        return stopped.wait(timeout)
+    def stop_wait(timeout: float | None) -> Awaitable[object]:
+        return cast(Awaitable[object], stopped.wait(timeout))
 
-    await _runtime().run_worker(namespace, name, stopped.is_set, stop_wait)
+    await _runtime().run_worker(_ns(namespace), name, stopped.is_set, stop_wait)
 
 
 @kopf.on.event(GROUP, VERSION, "backfills")
-def backfill_event(namespace: str, name: str, type: str | None, **_: Any) -> None:
-    """A Backfill changed: wake its loop; when deleted, drop its metrics."""
+def backfill_event(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
+    """Wake the Backfill's loop; when it was deleted, drop its metrics."""
     runtime = _runtime()
     if type == "DELETED":
-        runtime.reconciler.metrics.forget(namespace, name)
+        runtime.reconciler.metrics.forget(_ns(namespace), name)
         return
-    runtime.wake(namespace, name)
+    runtime.wake(_ns(namespace), name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_BACKFILL: kopf.PRESENT})
-def job_event(namespace: str, labels: Any, **_: Any) -> None:
-    """A Job of a Backfill changed: wake that Backfill's loop (refills freed slots at once)."""
-    _runtime().wake(namespace, labels[naming.LABEL_BACKFILL])
+def job_event(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    """Wake the loop of the Job's Backfill (a freed slot is refilled at once)."""
+    _runtime().wake(_ns(namespace), labels[naming.LABEL_BACKFILL])
 
 
 @kopf.on.event(GROUP, VERSION, "partitionedjobs")
 async def partitioned_job_event(
-    namespace: str, name: str, type: str | None, backfills_by_job: kopf.Index[str, str], **_: Any
+    *, namespace: str | None, name: str, type: str, **kwargs: Any
 ) -> None:
-    """A PartitionedJob changed or was deleted: refresh its status, wake its Backfills."""
+    """Refresh the PartitionedJob's status and wake the Backfills that reference it."""
     runtime = _runtime()
+    ns = _ns(namespace)
     if type != "DELETED":
-        await asyncio.to_thread(runtime.reconciler.reconcile_partitioned_job, namespace, name)
-    for backfill in backfills_by_job.get(naming.object_key(namespace, name), []):
-        runtime.wake(namespace, backfill)
+        await asyncio.to_thread(runtime.reconciler.reconcile_partitioned_job, ns, name)
+    index: kopf.Index[str, str] = kwargs["backfills_by_job"]
+    for backfill in index.get(naming.object_key(ns, name), []):
+        runtime.wake(ns, backfill)

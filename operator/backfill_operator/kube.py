@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
@@ -33,18 +33,22 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class CreateResult:
-    """Result of creating a Job: ``created`` or ``adopted`` (it existed and is ours)."""
+    """Result of creating a Job: created, or ``adopted`` (it existed and is ours).
+
+    ``created`` is the Job's creationTimestamp as the apiserver wrote it.
+    """
 
     name: str
     adopted: bool
+    created: str
 
 
 def load_client() -> ApiClient:
     """Return an ApiClient from the in-cluster service account, else from KUBECONFIG."""
     try:
-        kubernetes.config.load_incluster_config()
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     config = kubernetes.client.Configuration.get_default_copy()
     config.connection_pool_maxsize = 32
     return ApiClient(config)
@@ -144,8 +148,11 @@ class Kube:
         """
         meta = manifest["metadata"]
         try:
-            self.batch.create_namespaced_job(meta["namespace"], manifest, _preload_content=False)
-            return CreateResult(meta["name"], adopted=False)
+            response = self.batch.create_namespaced_job(
+                meta["namespace"], cast(Any, manifest), _preload_content=False
+            )
+            stamp = _json(response)["metadata"].get("creationTimestamp", "")
+            return CreateResult(meta["name"], adopted=False, created=stamp)
         except ApiException as exc:
             if exc.status in (400, 422):
                 raise Rejected(_message(exc)) from exc
@@ -154,9 +161,11 @@ class Kube:
         existing = self.batch.read_namespaced_job(
             meta["name"], meta["namespace"], _preload_content=False
         )
-        owners = (_json(existing).get("metadata") or {}).get("ownerReferences") or []
+        existing_meta = _json(existing).get("metadata") or {}
+        owners = existing_meta.get("ownerReferences") or []
         if any(o.get("controller") and o.get("uid") == owner_uid for o in owners):
-            return CreateResult(meta["name"], adopted=True)
+            stamp = existing_meta.get("creationTimestamp", "")
+            return CreateResult(meta["name"], adopted=True, created=stamp)
         raise Rejected(f'Job "{meta["name"]}" already exists and is not owned by this Backfill')
 
     def dry_run_job(self, manifest: dict[str, Any]) -> str | None:
@@ -169,7 +178,7 @@ class Kube:
         body["metadata"] = meta
         try:
             self.batch.create_namespaced_job(
-                meta["namespace"], body, dry_run="All", _preload_content=False
+                meta["namespace"], cast(Any, body), dry_run="All", _preload_content=False
             )
         except ApiException as exc:
             if exc.status in (400, 422):
@@ -192,7 +201,7 @@ class Kube:
         """Post a core/v1 Event; failures are logged, never raised (events are best effort)."""
         try:
             self.core.create_namespaced_event(
-                event["metadata"]["namespace"], event, _preload_content=False
+                event["metadata"]["namespace"], cast(Any, event), _preload_content=False
             )
         except ApiException as exc:
             logger.warning("could not post event %s: %s", event.get("reason"), _message(exc))

@@ -7,9 +7,17 @@ Backfill is deleted, so dashboards do not show ghosts.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 from .model import BackfillStatus, Phase
 from .planner import Outcome
@@ -24,41 +32,49 @@ class Metrics:
     """The operator's metrics, registered in one registry (default: the global one)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        kw = {"registry": registry} if registry is not None else {}
+        reg = registry if registry is not None else REGISTRY
         self.partitions = Gauge(
-            "backfill_partitions", "Partitions of a Backfill by state.", (*_BF, "state"), **kw
+            "backfill_partitions", "Partitions of a Backfill by state.", (*_BF, "state"), registry=reg
         )
         self.concurrency = Gauge(
-            "backfill_concurrency_limit", "spec.concurrency of a Backfill.", _BF, **kw
+            "backfill_concurrency_limit", "spec.concurrency of a Backfill.", _BF, registry=reg
         )
         self.phase = Gauge(
-            "backfill_phase", "1 for the Backfill's current phase, 0 otherwise.", (*_BF, "phase"), **kw
+            "backfill_phase",
+            "1 for the Backfill's current phase, 0 otherwise.",
+            (*_BF, "phase"),
+            registry=reg,
         )
         self.info = Gauge(
-            "backfill_info", "Always 1; links a Backfill to its PartitionedJob.",
-            (*_BF, "partitioned_job"), **kw,
+            "backfill_info",
+            "Always 1; links a Backfill to its PartitionedJob.",
+            (*_BF, "partitioned_job"),
+            registry=reg,
         )
         self.runs = Counter(
-            "backfill_partition_runs", "Finished partition runs (Job attempts) by result.",
-            (*_BF, "result"), **kw,
+            "backfill_partition_runs",
+            "Finished partition runs (Job attempts) by result.",
+            (*_BF, "result"),
+            registry=reg,
         )
         self.duration = Histogram(
             "backfill_partition_run_duration_seconds",
             "Run time of a partition attempt, Job start to finish.",
             (*_BF, "result"),
             buckets=_DURATION_BUCKETS,
-            **kw,
+            registry=reg,
         )
         self.jobs_created = Counter(
-            "backfill_jobs_created", "Jobs created by the operator.", _BF, **kw
+            "backfill_jobs_created", "Jobs created by the operator.", _BF, registry=reg
         )
         self.errors = Counter(
-            "backfill_reconcile_errors", "Reconcile passes that ended in an error.", _BF, **kw
+            "backfill_reconcile_errors", "Reconcile passes that ended in an error.", _BF, registry=reg
         )
         self.reconcile_seconds = Histogram(
-            "backfill_reconcile_duration_seconds", "Wall time of one reconcile pass.",
+            "backfill_reconcile_duration_seconds",
+            "Wall time of one reconcile pass.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")),
-            **kw,
+            registry=reg,
         )
         self._jobs: dict[tuple[str, str], str] = {}
 
@@ -71,9 +87,7 @@ class Metrics:
             self.partitions.labels(namespace, name, state).set(getattr(counts, state))
         self.concurrency.labels(namespace, name).set(concurrency)
         for phase in Phase:
-            self.phase.labels(namespace, name, str(phase)).set(
-                1 if status.phase == phase else 0
-            )
+            self.phase.labels(namespace, name, str(phase)).set(1 if status.phase == phase else 0)
         old = self._jobs.get((namespace, name))
         if old is not None and old != job:
             self.info.remove(namespace, name, old)
@@ -110,21 +124,15 @@ class Metrics:
             (self.duration, RESULTS),
         ):
             for value in extra:
-                try:
+                with contextlib.suppress(KeyError):
                     metric.remove(namespace, name, value)
-                except KeyError:
-                    pass
         for metric in (self.concurrency, self.jobs_created, self.errors):
-            try:
+            with contextlib.suppress(KeyError):
                 metric.remove(namespace, name)
-            except KeyError:
-                pass
         job = self._jobs.pop((namespace, name), None)
         if job is not None:
-            try:
+            with contextlib.suppress(KeyError):
                 self.info.remove(namespace, name, job)
-            except KeyError:
-                pass
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -36,9 +36,9 @@ MAX_RETRIES = 100
 MAX_BACKOFF_SECONDS = 3_600
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def _cel(rule: str, message: str, field_path: str | None = None) -> Any:
     """Return one ``x-kubernetes-validations`` entry (a CEL rule checked by the apiserver)."""
-    entry = {"rule": rule, "message": message}
+    entry: dict[str, str] = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry
@@ -133,9 +133,11 @@ class PartitionedJobSpec(_Model):
         ),
         json_schema_extra={
             "x-kubernetes-preserve-unknown-fields": True,
-            "x-kubernetes-validations": [
-                _cel("has(self.spec)", "jobTemplate.spec is required"),
-            ],
+            "properties": {
+                "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+            "required": ["spec"],
         },
     )
 
@@ -152,7 +154,7 @@ class ConditionStatus(enum.StrEnum):
 
 
 class Condition(_Model):
-    """A ``metav1.Condition`` (Kubernetes API conventions; kstatus reads Ready/Reconciling/Stalled)."""
+    """A ``metav1.Condition`` (API conventions; kstatus reads Ready/Reconciling/Stalled)."""
 
     type: str
     status: ConditionStatus

@@ -30,7 +30,8 @@ class ObservedJob:
 
     ``index`` and ``attempt`` come from the Job's labels; ``owned`` is True when the Job's
     controller ownerReference is the Backfill (only owned Jobs are adopted, counted or
-    deleted). Times are aware UTC datetimes; ``message`` is the reason and message of the
+    deleted). ``created`` is the creationTimestamp as the API wrote it; other times are aware
+    UTC datetimes; ``message`` is the reason and message of the
     Failed condition ("" otherwise).
     """
 
@@ -41,6 +42,7 @@ class ObservedJob:
     state: JobState
     owned: bool
     template_hash: str
+    created: str = ""
     start_time: datetime | None = None
     finish_time: datetime | None = None
     message: str = ""
@@ -98,6 +100,7 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
         state=state,
         owned=owned,
         template_hash=annotations.get(naming.ANNOTATION_TEMPLATE_HASH, ""),
+        created=meta.get("creationTimestamp") or "",
         start_time=parse_time(status.get("startTime")) or parse_time(meta.get("creationTimestamp")),
         finish_time=finished,
         message=message,

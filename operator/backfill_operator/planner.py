@@ -15,7 +15,7 @@ The rules, in the order they apply, are documented in ``docs/behaviour.md``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -147,6 +147,54 @@ def resolve_selection(
         raise InvalidSpec(Reason.INVALID_SELECTION, str(exc)) from exc
 
 
+def reprocess_skips(
+    candidates: IndexSet,
+    reprocess: Reprocess,
+    job_status: PartitionedJobStatus,
+    partitioning: str | None,
+) -> IndexSet:
+    """Return the candidates that ``reprocess`` skips, by the PartitionedJob's ledger.
+
+    Missing skips partitions with any recorded final outcome, Failed skips those whose last
+    outcome is success, All skips none (Airflow's reprocess_behavior none/failed/completed,
+    Dagster's "missing" and "failed and missing" partition selections). A ledger kept for
+    another partitioning fingerprint is ignored.
+    """
+    if reprocess is Reprocess.ALL or job_status.partitioning != partitioning:
+        return IndexSet.parse("")
+    ok = IndexSet.parse(job_status.ledger.succeeded)
+    if reprocess is Reprocess.FAILED:
+        return candidates.intersection(ok)
+    return candidates.intersection(ok.union(IndexSet.parse(job_status.ledger.failed)))
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a new Backfill would run: the selection, the indices it would launch, the skips."""
+
+    selection: Selection
+    to_run: IndexSet
+    skipped: IndexSet
+
+    def launch_order(self, order: Order) -> Iterable[int]:
+        """Iterate the indices to run in launch order (lazy)."""
+        return iter(self.to_run) if order is Order.OLDEST_FIRST else self.to_run.iter_descending()
+
+
+def preview(
+    job: PartitionedJobSpec, job_status: PartitionedJobStatus, spec: BackfillSpec, now: datetime
+) -> Preview:
+    """Return what a new Backfill with ``spec`` would run now (the CLI's ``plan``).
+
+    The same functions as the operator's first pass: :func:`build_space`,
+    :func:`resolve_selection`, :func:`reprocess_skips`. Raises :class:`InvalidSpec`.
+    """
+    space = build_space(job, now)
+    selection = resolve_selection(space, spec, BackfillStatus())
+    skipped = reprocess_skips(selection.indices, spec.reprocess, job_status, space.fingerprint)
+    return Preview(selection, selection.indices.difference(skipped), skipped)
+
+
 # ----------------------------------------------------------------------------- the plan
 
 
@@ -241,7 +289,7 @@ def _backoff_seconds(spec: BackfillSpec, attempt: int) -> int:
     base = spec.retries.backoff_seconds
     if base == 0:
         return 0
-    return min(MAX_BACKOFF_SECONDS, base * 2 ** min(attempt - 1, 20))
+    return min(MAX_BACKOFF_SECONDS, base * int(2 ** min(attempt - 1, 20)))
 
 
 def _iso(moment: datetime) -> str:
@@ -273,14 +321,18 @@ class Decision:
     _state: _State | None
 
     def status(
-        self, launched: Sequence[LaunchRequest] = (), launch_error: str | None = None
+        self,
+        launched: Sequence[LaunchRequest] = (),
+        launch_error: str | None = None,
+        created: Mapping[int, str] | None = None,
     ) -> BackfillStatus:
         """Return the whole new status, given the launches that went through.
 
         ``launched`` are requests whose Job now exists (created or adopted); ``launch_error``
-        is a create failure the apiserver gave (shown in the Reconciling condition).
+        is a create failure the apiserver gave (shown in the Reconciling condition);
+        ``created`` maps a launched index to its Job's creationTimestamp (else ``now``).
         """
-        return _status(self, launched, launch_error)
+        return _status(self, launched, launch_error, created or {})
 
     def events(self, status: BackfillStatus) -> list[EventIntent]:
         """Return the Events to send once ``status`` is written (transitions only)."""
@@ -413,15 +465,8 @@ def plan(
             .difference(IndexSet.from_indices(running))
             .difference(retrying)
         )
-        if invalid is None and job.status.partitioning == partitioning:
-            ok = IndexSet.parse(job.status.ledger.succeeded)
-            bad = IndexSet.parse(job.status.ledger.failed)
-            if spec.reprocess is Reprocess.MISSING:
-                skip = candidates.intersection(ok.union(bad))
-            elif spec.reprocess is Reprocess.FAILED:
-                skip = candidates.intersection(ok)
-            else:
-                skip = IndexSet.parse("")
+        if invalid is None:
+            skip = reprocess_skips(candidates, spec.reprocess, job.status, partitioning)
             if len(skip):
                 skipped = skipped.union(skip)
                 candidates = candidates.difference(skip)
@@ -436,9 +481,7 @@ def plan(
             active_jobs=active_jobs,
             new_failures=new_failures,
         )
-        budget_left = (
-            spec.max_failed_partitions is None or len(failed) < spec.max_failed_partitions
-        )
+        budget_left = spec.max_failed_partitions is None or len(failed) < spec.max_failed_partitions
         may_launch = invalid is None and not spec.suspend and not spec.dry_run and budget_left
         if may_launch:
             slots = max(0, spec.concurrency - active_jobs)
@@ -565,8 +608,7 @@ def _phase_and_conditions(
             reason = Reason.FAILURE_BUDGET_EXHAUSTED if budget_out else Reason.PARTITIONS_FAILED
             if budget_out and work_left:
                 msg += (
-                    f" (maxFailedPartitions {spec.max_failed_partitions}); "
-                    f"{work_left} not launched"
+                    f" (maxFailedPartitions {spec.max_failed_partitions}); {work_left} not launched"
                 )
             return trio(Phase.FAILED, (False, reason, msg), ok, (True, reason, msg))
         msg = f"{counts.succeeded} of {counts.total} partitions succeeded" + (
@@ -605,12 +647,16 @@ def _phase_and_conditions(
     reason = Reason.LAUNCHING if counts.pending else Reason.WAITING_FOR_JOBS
     if not counts.pending and not active and retrying:
         reason = Reason.WAITING_FOR_RETRY
-    phase = Phase.RUNNING if (active or counts.succeeded or counts.failed) else Phase.PENDING
+    started = active or retrying or counts.succeeded or counts.failed
+    phase = Phase.RUNNING if started else Phase.PENDING
     return trio(phase, (False, Reason.IN_PROGRESS, progress), (True, reason, progress), ok)
 
 
 def _status(
-    decision: Decision, launched: Sequence[LaunchRequest], launch_error: str | None
+    decision: Decision,
+    launched: Sequence[LaunchRequest],
+    launch_error: str | None,
+    created: Mapping[int, str],
 ) -> BackfillStatus:
     bf = decision.backfill
     previous = bf.status
@@ -640,7 +686,7 @@ def _status(
                 index=index,
                 job=obs.name,
                 attempt=obs.attempt,
-                start_time=_iso(obs.start_time) if obs.start_time else None,
+                start_time=obs.created or None,
             )
         )
     for index, req in sorted(launched_set.items()):
@@ -650,7 +696,7 @@ def _status(
                 index=index,
                 job=job_name(bf.name, bf.uid, index, req.key, req.attempt),
                 attempt=req.attempt,
-                start_time=_iso(now),
+                start_time=created.get(index) or _iso(now),
             )
         )
     running_entries.sort(key=lambda r: r.index)
@@ -794,9 +840,7 @@ def _events(decision: Decision, status: BackfillStatus) -> list[EventIntent]:
         )
     if after != before and after in (Phase.SUCCEEDED, Phase.FAILED):
         events.append(
-            EventIntent(
-                "Normal" if after is Phase.SUCCEEDED else "Warning", str(after), message
-            )
+            EventIntent("Normal" if after is Phase.SUCCEEDED else "Warning", str(after), message)
         )
     if after != before and after is Phase.SUSPENDED:
         events.append(EventIntent("Normal", "Suspended", message))

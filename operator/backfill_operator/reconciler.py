@@ -194,6 +194,7 @@ class Reconciler:
             self._merge_ledger(namespace, spec.job_ref.name, decision.ledger)
 
         launched: list[LaunchRequest] = []
+        created_at: dict[int, str] = {}
         launch_error: str | None = None
         created = 0
         if pj_spec is not None:
@@ -211,9 +212,10 @@ class Reconciler:
                     launch_error = str(exc)
                     break
                 launched.append(request)
+                created_at[request.index] = result.created
                 created += 0 if result.adopted else 1
 
-        status = decision.status(launched, launch_error)
+        status = decision.status(launched, launch_error, created_at)
         if launch_error is not None and not launched and decision.launches:
             # A Job the apiserver refuses would be refused for every partition: stop here.
             self._template_checks[(namespace, spec.job_ref.name, t_hash)] = launch_error

@@ -1,0 +1,759 @@
+"""Partition spaces: what the partitions of a PartitionedJob are, their keys and windows.
+
+A PartitionedJob is partitioned by a cron schedule (:class:`TimePartitions`) or by a list of
+values (:class:`StaticPartitions`). Both number their partitions by a *global index* from 0
+and turn a Backfill's ``range`` or ``partitions`` into a :class:`Selection`: the ascending set
+of global indices it runs, with each partition's key and window.
+
+Schedule semantics (the contract is ``docs/design.md``, "Partitions"):
+
+* The occurrences ``t_0 < t_1 < ...`` are croniter's, exactly: ``t_0`` is croniter's first
+  occurrence at or after ``start`` and each next one is croniter's ``get_next`` from the
+  previous one, in the job's time zone, DST handling included (croniter fires hourly schedules
+  23 times on a spring-forward day and 25 times on a fall-back day, and a daily ``30 1 * * *``
+  twice on a fall-back day). :mod:`._cronfast` computes them without a croniter call per
+  occurrence.
+* Partition ``i`` is the window ``[t_i, t_(i+1))``; it exists once the window ends at or before
+  ``min(end, now)``.
+* Keys: ``YYYY-MM-DD`` when the schedule fires at most once per local day (one minute value
+  and one hour value), else ``YYYY-MM-DDTHH:MM``, as wall time in the job's zone. A wall time
+  that occurs twice (DST fall-back) gets its UTC offset: ``2024-11-03T01:00-04:00``.
+* ``range.from`` / ``range.to`` select ``from <= t_i <= to``; each is a key of the space (then
+  it stands for that partition's ``t_i``) or a timestamp: ``2024-01-01``,
+  ``2024-01-01T05:00[:00[.fff]]`` (wall time in the job's zone; an ambiguous or skipped wall
+  time is read with ``fold=0``, i.e. with the UTC offset in force before the change), or
+  RFC 3339 with ``Z`` or an offset.
+
+Pure: no clock; ``now`` is an argument. Errors are :class:`PartitionError` with a message a
+user can act on, written into a Kubernetes condition verbatim.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import re
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ._cronfast import CronSyntaxError, CronWalk
+from .ranges import IndexSet
+
+__all__ = [
+    "MAX_PARTITIONS",
+    "Partition",
+    "PartitionError",
+    "PartitionSpace",
+    "Selection",
+    "StaticPartitions",
+    "TimePartitions",
+]
+
+#: Most partitions one selection may hold; larger selections are refused, never enumerated.
+MAX_PARTITIONS: int = 1_000_000
+
+_UTC = UTC
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
+#: Earliest ``start`` accepted (local mean time offsets before it are not whole minutes).
+_MIN_YEAR = 1900
+
+_TIMESTAMP = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?)?"
+    r"(?:(?P<z>[Zz])|(?P<sign>[+-])(?P<oh>\d{2}):(?P<om>\d{2}))?)?"
+)
+_DATE_KEY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MINUTE_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+_OFFSET_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}[+-]\d{2}:\d{2}(?::\d{2})?")
+
+
+class PartitionError(ValueError):
+    """A partition definition or selection is invalid; the message is user-facing."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition: global index, key and, for schedules, its window ``[start, end)``.
+
+    ``start``/``end`` are aware UTC datetimes (``t_i`` and ``t_(i+1)``); None for static values.
+    """
+
+    index: int
+    key: str
+    start: datetime | None
+    end: datetime | None
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _epoch_floor(dt: datetime) -> int:
+    """Return whole seconds since the Unix epoch, rounded down, of an aware datetime."""
+    return (dt - _EPOCH) // _SECOND
+
+
+def _utc(epoch: int) -> datetime:
+    return _EPOCH + timedelta(seconds=epoch)
+
+
+def _format_offset(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    h, rest = divmod(abs(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f"{sign}{h:02d}:{m:02d}" + (f":{s:02d}" if s else "")
+
+
+def _parse_timestamp(text: str, tz: ZoneInfo) -> tuple[int, bool] | None:
+    """Parse a date, a wall time in ``tz`` or an RFC 3339 timestamp.
+
+    Returns ``(seconds, exact)``: whole epoch seconds rounded down, and whether there was no
+    fraction of a second below that. None when the text is not such a timestamp.
+    """
+    m = _TIMESTAMP.fullmatch(text.strip())
+    if m is None:
+        return None
+    try:
+        day = date.fromisoformat(m["date"])
+        if m["h"] is None:
+            wall = datetime(day.year, day.month, day.day)
+        else:
+            wall = datetime(
+                day.year, day.month, day.day, int(m["h"]), int(m["m"]), int(m["s"] or 0)
+            )
+    except ValueError:
+        return None
+    if not _MIN_YEAR <= wall.year <= 9990:
+        return None
+    exact = not (m["frac"] and int(m["frac"]))
+    if m["z"]:
+        return _epoch_floor(wall.replace(tzinfo=_UTC)), exact
+    if m["sign"]:
+        oh, om = int(m["oh"]), int(m["om"])
+        if oh > 23 or om > 59:
+            return None
+        offset = (oh * 3600 + om * 60) * (-1 if m["sign"] == "-" else 1)
+        return (wall - _EPOCH_NAIVE) // _SECOND - offset, exact
+    return _epoch_floor(wall.replace(tzinfo=tz)), exact
+
+
+def _fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# ------------------------------------------------------------------------------- Selection
+
+
+class Selection:
+    """The partitions a Backfill runs: ascending global indices with keys and windows.
+
+    Immutable. ``indices`` is the exact set of global indices selected, ``len()`` its size.
+    :meth:`partition` and :meth:`key` answer for members only: O(1) for a range selection,
+    O(log intervals) for a selection by keys. Built by :meth:`PartitionSpace.select_range`
+    and :meth:`PartitionSpace.select_keys`.
+    """
+
+    __slots__ = ("_ends", "_first", "_format", "_indices", "_single", "_space", "_starts")
+
+    _space: str
+    _indices: IndexSet
+    _format: Callable[[int, int], str]
+    _starts: array[int] | None
+    _ends: array[int] | None
+    _single: bool
+    _first: int
+
+    def __init__(
+        self,
+        *,
+        space_fingerprint: str,
+        indices: IndexSet,
+        key_format: Callable[[int, int], str],
+        starts: array[int] | None = None,
+        ends: array[int] | None = None,
+    ) -> None:
+        """Wrap a resolved selection (spaces build these; not meant for direct use).
+
+        ``key_format(index, start_epoch)`` returns a member's key. ``starts`` holds each
+        member's window start in epoch seconds, by rank; ``ends`` the window ends, or None
+        when ``indices`` is one interval and ``starts`` has one more entry (``end[r] ==
+        starts[r + 1]``). Both None for static values. Raises ValueError when the set is empty.
+        """
+        if not indices:
+            raise ValueError("a selection holds at least one partition")
+        set_ = object.__setattr__
+        set_(self, "_space", space_fingerprint)
+        set_(self, "_indices", indices)
+        set_(self, "_format", key_format)
+        set_(self, "_starts", starts)
+        set_(self, "_ends", ends)
+        set_(self, "_single", indices.interval_count() == 1)
+        set_(self, "_first", indices.first())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Selection is immutable")
+
+    @property
+    def space_fingerprint(self) -> str:
+        """Fingerprint of the partition space the indices belong to."""
+        return self._space
+
+    @property
+    def indices(self) -> IndexSet:
+        """The exact set of global indices selected (ascending when iterated)."""
+        return self._indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __repr__(self) -> str:
+        return f"Selection({len(self)} partitions, {self.first_key!r}..{self.last_key!r})"
+
+    def _rank(self, index: int) -> int:
+        if index not in self._indices:
+            raise KeyError(f"partition index {index} is not in this selection")
+        return index - self._first if self._single else self._indices.rank(index)
+
+    def _window(self, rank: int) -> tuple[int, int] | None:
+        if self._starts is None:
+            return None
+        start = self._starts[rank]
+        end = self._starts[rank + 1] if self._ends is None else self._ends[rank]
+        return start, end
+
+    def partition(self, index: int) -> Partition:
+        """Return the partition with global ``index``; raises KeyError if not selected."""
+        window = self._window(self._rank(index))
+        if window is None:
+            return Partition(index=index, key=self._format(index, 0), start=None, end=None)
+        return Partition(
+            index=index,
+            key=self._format(index, window[0]),
+            start=_utc(window[0]),
+            end=_utc(window[1]),
+        )
+
+    def key(self, index: int) -> str:
+        """Return the key of the partition with global ``index``; KeyError if not selected."""
+        window = self._window(self._rank(index))
+        return self._format(index, 0 if window is None else window[0])
+
+    def iter_partitions(self, *, descending: bool = False) -> Iterator[Partition]:
+        """Yield the selected partitions in index order (``descending`` reverses), lazily."""
+        indices = self._indices.iter_descending() if descending else iter(self._indices)
+        for index in indices:
+            yield self.partition(index)
+
+    @property
+    def first_key(self) -> str:
+        """Key of the partition with the lowest selected index."""
+        return self.key(self._first)
+
+    @property
+    def last_key(self) -> str:
+        """Key of the partition with the highest selected index."""
+        return self.key(self._indices.last())
+
+
+# ---------------------------------------------------------------------------------- spaces
+
+
+class PartitionSpace(abc.ABC):
+    """Every partition of one PartitionedJob, numbered by a global index from 0."""
+
+    #: sha256-based 16-hex-digit digest of what numbers the partitions: the cron expression,
+    #: time zone and first occurrence, or the values. Not ``end``: moving the end keeps indices.
+    fingerprint: str
+    #: ``"date"`` (keys ``YYYY-MM-DD``), ``"minute"`` (``YYYY-MM-DDTHH:MM``) or ``"static"``.
+    granularity: str
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Return a short description: ``hourly schedule "0 * * * *" in UTC``, ``3 values``."""
+
+    @abc.abstractmethod
+    def select_range(self, from_: str | None, to: str | None) -> Selection:
+        """Return the partitions from ``from_`` to ``to``, both inclusive.
+
+        None ``from_`` means the first partition, None ``to`` the last existing one. Raises
+        PartitionError when a bound does not parse, ``from_`` is after ``to``, nothing is
+        selected, or more than ``MAX_PARTITIONS`` partitions would be.
+        """
+
+    @abc.abstractmethod
+    def select_keys(self, keys: Sequence[str]) -> Selection:
+        """Return the partitions with exactly these keys (any order; result is ascending).
+
+        Raises PartitionError naming the first key (in the given order) that is not a key of
+        an existing partition, on a duplicate key, on an empty list, or on more than
+        ``MAX_PARTITIONS`` keys.
+        """
+
+    @abc.abstractmethod
+    def last_index(self) -> int | None:
+        """Return the highest global index that exists now, or None when none does yet."""
+
+
+class StaticPartitions(PartitionSpace):
+    """Partitions named by a list of values; the global index is the list position.
+
+    Raises PartitionError for an empty list, an empty value, a duplicate value, or more than
+    ``MAX_PARTITIONS`` values.
+    """
+
+    def __init__(self, values: Sequence[str]) -> None:
+        values = list(values)
+        if not values:
+            raise PartitionError("values is empty: list at least one partition value")
+        if len(values) > MAX_PARTITIONS:
+            raise PartitionError(
+                f"values has {len(values)} entries, more than the limit of {MAX_PARTITIONS}"
+            )
+        positions: dict[str, int] = {}
+        for i, v in enumerate(values):
+            if not v:
+                raise PartitionError(f"values[{i}] is empty: partition values must be non-empty")
+            if v in positions:
+                raise PartitionError(
+                    f'value "{v}" appears twice in values (positions {positions[v]} and {i})'
+                )
+            positions[v] = i
+        self._values: tuple[str, ...] = tuple(values)
+        self._positions = positions
+        self.fingerprint = _fingerprint("values", json.dumps(self._values))
+        self.granularity = "static"
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The values, in index order."""
+        return self._values
+
+    def describe(self) -> str:
+        """Return ``"3 static values"`` (the count of values)."""
+        return _plural(len(self._values), "static value")
+
+    def _key_format(self, index: int, _start: int) -> str:
+        return self._values[index]
+
+    def _position(self, key: str) -> int:
+        pos = self._positions.get(key)
+        if pos is None:
+            raise PartitionError(
+                f'partition "{key}" is not a partition of this job ({self.describe()})'
+            )
+        return pos
+
+    def _selection(self, indices: IndexSet) -> Selection:
+        return Selection(
+            space_fingerprint=self.fingerprint, indices=indices, key_format=self._key_format
+        )
+
+    def select_range(self, from_: str | None, to: str | None) -> Selection:
+        """Return the values from key ``from_`` to key ``to`` by list position, inclusive.
+
+        None bounds mean the first/last value. Raises PartitionError for an unknown key or
+        when ``from_`` comes after ``to`` in the list.
+        """
+        lo = 0 if from_ is None else self._position(from_)
+        hi = len(self._values) - 1 if to is None else self._position(to)
+        if lo > hi:
+            raise PartitionError(
+                f'range.from "{from_}" comes after range.to "{to}" in values '
+                f"(positions {lo} and {hi})"
+            )
+        return self._selection(IndexSet.from_range(lo, hi))
+
+    def select_keys(self, keys: Sequence[str]) -> Selection:
+        """Return the values named by ``keys``; see :meth:`PartitionSpace.select_keys`."""
+        _check_key_list(keys)
+        return self._selection(IndexSet.from_indices(self._position(k) for k in keys))
+
+    def last_index(self) -> int:
+        """Return ``len(values) - 1``: every value exists."""
+        return len(self._values) - 1
+
+
+def _check_key_list(keys: Sequence[str]) -> None:
+    if isinstance(keys, str):
+        raise TypeError("keys must be a sequence of strings, not a string")
+    if not keys:
+        raise PartitionError("no partitions listed: list at least one partition key")
+    if len(keys) > MAX_PARTITIONS:
+        raise PartitionError(
+            f"{len(keys)} partitions listed, more than the limit of {MAX_PARTITIONS}"
+        )
+    seen: set[str] = set()
+    for k in keys:
+        if k in seen:
+            raise PartitionError(f'partition "{k}" is listed twice')
+        seen.add(k)
+
+
+_ADJECTIVES = {
+    # (minute, hour, day-of-month, month, day-of-week) restricted to one value? -> adjective
+    (False, False, False, False, False): "minutely",
+    (True, False, False, False, False): "hourly",
+    (True, True, False, False, False): "daily",
+    (True, True, False, False, True): "weekly",
+    (True, True, True, False, False): "monthly",
+    (True, True, True, True, False): "yearly",
+}
+
+
+class TimePartitions(PartitionSpace):
+    """Partitions by a five-field cron schedule in an IANA time zone (see the module doc).
+
+    ``start``/``end`` are dates, wall times in ``time_zone`` or RFC 3339 timestamps (years
+    1900-9990); ``now`` is an aware datetime. Partitions exist while their window ends at or
+    before ``min(end, now)``. Raises PartitionError for an invalid cron expression, an
+    unknown time zone, an unparseable ``start``/``end``, an ``end`` not after ``start``, or a
+    schedule that never fires.
+    """
+
+    def __init__(
+        self,
+        *,
+        cron: str,
+        time_zone: str = "UTC",
+        start: str,
+        end: str | None,
+        now: datetime,
+    ) -> None:
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be a timezone-aware datetime")
+        fields = cron.split()
+        if len(fields) != 5:
+            raise PartitionError(
+                f'schedule.cron "{cron}" is not a valid five-field cron expression: it has '
+                f"{_plural(len(fields), 'field')} (minute hour day-of-month month day-of-week)"
+            )
+        self.cron = " ".join(fields)
+        try:
+            if not time_zone or time_zone != time_zone.strip():
+                raise ValueError(time_zone)
+            tz = ZoneInfo(time_zone)
+        except (ValueError, KeyError, OSError) as exc:
+            raise PartitionError(f'unknown time zone "{time_zone}"') from exc
+        self.time_zone = time_zone
+        self._tz = tz
+        try:
+            self._walk = CronWalk(self.cron, tz)
+        except CronSyntaxError as exc:
+            raise PartitionError(
+                f'schedule.cron "{cron}" is not a valid five-field cron expression: {exc}'
+            ) from exc
+        parsed = _parse_timestamp(start, tz)
+        if parsed is None:
+            raise PartitionError(
+                f'schedule.start "{start}" is not a date (2024-01-01), a wall time '
+                f"(2024-01-01T05:00) or an RFC 3339 timestamp, in years {_MIN_YEAR}-9990"
+            )
+        start_epoch = parsed[0] + (0 if parsed[1] else 1)
+        bound = _epoch_floor(now)
+        if end is not None:
+            parsed_end = _parse_timestamp(end, tz)
+            if parsed_end is None:
+                raise PartitionError(
+                    f'schedule.end "{end}" is not a date (2024-01-01), a wall time '
+                    f"(2024-01-01T05:00) or an RFC 3339 timestamp, in years {_MIN_YEAR}-9990"
+                )
+            if parsed_end[0] <= start_epoch:
+                raise PartitionError(f'schedule.end "{end}" is not after schedule.start "{start}"')
+            bound = min(bound, parsed_end[0])
+        t0 = self._walk.first_at_or_after(start_epoch)
+        if t0 is None:
+            raise PartitionError(
+                f'schedule.cron "{cron}" never fires: no occurrence within 50 years of '
+                f'schedule.start "{start}"'
+            )
+        self._t0 = t0
+        #: Occurrences up to this epoch second count: a window must end at or before it.
+        self._bound = bound
+        self._last_index: int | bool | None = False  # False: not computed yet
+        self.fingerprint = _fingerprint("schedule", self.cron.lower(), tz.key, str(t0))
+        self.granularity = "date" if self._walk.once_a_day else "minute"
+
+    # ------------------------------------------------------------------------------ keys
+
+    def describe(self) -> str:
+        """Return e.g. ``hourly schedule "0 * * * *" in America/New_York``."""
+        shape = tuple(
+            len(f) == 1 and f[0] != "*" for f in self._walk.expanded
+        )  # single value per field
+        adjective = _ADJECTIVES.get((shape[0], shape[1], shape[2], shape[3], shape[4]))
+        prefix = f"{adjective} " if adjective and self._walk.fast else ""
+        return f'{prefix}schedule "{self.cron}" in {self.time_zone}'
+
+    def format_key(self, epoch: int) -> str:
+        """Return the key of the occurrence at ``epoch`` (seconds); see the module doc."""
+        local = datetime.fromtimestamp(epoch, self._tz)
+        offset = local.utcoffset()
+        assert offset is not None
+        ambiguous = local.replace(fold=1 - local.fold).utcoffset() != offset
+        text = f"{local.year:04d}-{local.month:02d}-{local.day:02d}"
+        if self.granularity == "date" and not ambiguous:
+            return text
+        text += f"T{local.hour:02d}:{local.minute:02d}"
+        if ambiguous:
+            text += _format_offset(int(offset.total_seconds()))
+        return text
+
+    def _key_format(self, _index: int, start: int) -> str:
+        return self.format_key(start)
+
+    def _key_window(self, key: str) -> tuple[int, int] | None:
+        """Return the instants ``[lo, hi)`` the occurrence a key names must lie in, or None.
+
+        None when ``key`` does not have the shape of a key or names no valid wall time.
+        """
+        tz = self._tz
+        if _OFFSET_KEY.fullmatch(key):
+            parsed = _parse_timestamp(key, tz)
+            return None if parsed is None else (parsed[0], parsed[0] + 1)
+        if _MINUTE_KEY.fullmatch(key):
+            try:
+                wall = datetime.fromisoformat(key)
+            except ValueError:
+                return None
+            a = wall.replace(tzinfo=tz)
+            if a.utcoffset() != a.replace(fold=1).utcoffset():
+                return None  # skipped or repeated wall time: not a key without an offset
+            at = _epoch_floor(a)
+            return at, at + 1
+        if _DATE_KEY.fullmatch(key):
+            try:
+                day = date.fromisoformat(key)
+            except ValueError:
+                return None
+            if not _MIN_YEAR <= day.year <= 9990:
+                return None
+            midnight = datetime(day.year, day.month, day.day)
+            nxt = midnight + timedelta(days=1)
+            lo = min(_epoch_floor(midnight.replace(tzinfo=tz, fold=f)) for f in (0, 1))
+            hi = min(_epoch_floor(nxt.replace(tzinfo=tz, fold=f)) for f in (0, 1))
+            return lo, hi
+        return None
+
+    # ----------------------------------------------------------------------------- walks
+
+    def _locate(self, targets: Sequence[int]) -> list[tuple[int, int, int | None] | None]:
+        """For ascending epoch seconds, find the first occurrence at or after each.
+
+        Returns, per target, ``(index, t_i, t_(i+1))`` (``t_(i+1)`` None when there is no
+        next occurrence), or None when no occurrence follows. O(days walked + targets).
+        """
+        out: list[tuple[int, int, int | None] | None] = []
+        chunks = self._walk.chunks(self._t0)
+        cur = next(chunks, None)
+        nxt = next(chunks, None) if cur is not None else None
+        index = 0
+        for x in targets:
+            while cur is not None and cur[0] + cur[1][-1] < x:
+                index += len(cur[1]) - cur[2]
+                cur, nxt = nxt, (next(chunks, None) if nxt is not None else None)
+            if cur is None:
+                out.append(None)
+                continue
+            base, secs, lo = cur
+            k = bisect_left(secs, x - base, lo)
+            t = base + secs[k]
+            if k + 1 < len(secs):
+                t_next: int | None = base + secs[k + 1]
+            elif nxt is not None:
+                t_next = nxt[0] + nxt[1][nxt[2]]
+            else:
+                t_next = None
+            out.append((index + k - lo, t, t_next))
+        return out
+
+    def last_index(self) -> int | None:
+        """Return the highest index whose window ends by ``min(end, now)``, or None.
+
+        O(local days from start to the bound); the result is cached.
+        """
+        if self._last_index is False:
+            count = 0
+            bound = self._bound
+            if self._t0 <= bound:
+                for base, secs, lo in self._walk.chunks(self._t0):
+                    if base + secs[-1] <= bound:
+                        count += len(secs) - lo
+                        continue
+                    count += bisect_right(secs, bound - base, lo) - lo
+                    break
+            self._last_index = count - 2 if count >= 2 else None
+        result = self._last_index
+        assert result is not False
+        return result
+
+    def _complete_span(self) -> str:
+        """Describe the existing partitions, for error messages."""
+        last = self.last_index()
+        if last is None:
+            return f"no partition of this job is complete yet ({self.describe()})"
+        first_key = self.format_key(self._t0)
+        last_key = self.format_key(self._locate_index(last))
+        return f'the complete partitions run from "{first_key}" to "{last_key}" ({self.describe()})'
+
+    def _locate_index(self, wanted: int) -> int:
+        """Return ``t_wanted`` for an index known to exist. O(days walked)."""
+        index = 0
+        for base, secs, lo in self._walk.chunks(self._t0):
+            count = len(secs) - lo
+            if index + count > wanted:
+                return base + secs[lo + wanted - index]
+            index += count
+        raise AssertionError("index beyond the walk")  # pragma: no cover
+
+    def _resolve_bound(self, text: str, name: str) -> tuple[int, bool]:
+        """Return a range bound as ``(epoch seconds rounded down, exact)``.
+
+        A key of an existing-or-future occurrence stands for its ``t_i``; anything else is
+        read as a timestamp. Raises PartitionError when it is neither.
+        """
+        # Only a date key of a once-a-day schedule stands for a t_i other than its timestamp
+        # reading (a minute key names its own wall time; an offset key its own instant).
+        window = (
+            self._key_window(text)
+            if self.granularity == "date" and _DATE_KEY.fullmatch(text)
+            else None
+        )
+        if window is not None and window[0] <= self._bound:
+            found = self._locate([window[0]])[0]
+            if found is not None and found[1] < window[1] and self.format_key(found[1]) == text:
+                return found[1], True
+        parsed = _parse_timestamp(text, self._tz)
+        if parsed is None:
+            raise PartitionError(f'{name} "{text}" is not a partition key or timestamp')
+        return parsed
+
+    # ------------------------------------------------------------------------- selecting
+
+    def select_range(self, from_: str | None, to: str | None) -> Selection:
+        """Return the partitions with ``from_ <= t_i <= to`` whose window ends by the bound.
+
+        ``from_``/``to`` are keys or timestamps (module doc); None ``from_`` is the first
+        partition, None ``to`` the last complete one (``min(end, now)``). O(days from start
+        to ``to``) plus O(selected). Raises PartitionError for an unparseable bound,
+        ``from_`` after ``to``, an empty selection or more than ``MAX_PARTITIONS``.
+        """
+        from_epoch = self._t0
+        if from_ is not None:
+            at, exact = self._resolve_bound(from_, "range.from")
+            from_epoch = max(from_epoch, at + (0 if exact else 1))
+        to_epoch = self._bound
+        if to is not None:
+            to_epoch, _ = self._resolve_bound(to, "range.to")
+        if from_ is not None and to is not None and from_epoch > to_epoch:
+            raise PartitionError(f'range.from "{from_}" is after range.to "{to}"')
+        limit = min(to_epoch, self._bound)
+        times: array[int] = array("q")
+        first_index: int | None = None
+        index = 0
+        terminal: int | None = None
+        cap = MAX_PARTITIONS + 1  # n partitions need n + 1 instants
+        if from_epoch <= limit:
+            for base, secs, lo in self._walk.chunks(self._t0):
+                if first_index is None:
+                    if base + secs[-1] < from_epoch:
+                        index += len(secs) - lo
+                        continue
+                    start_at = bisect_left(secs, from_epoch - base, lo)
+                    first_index = index + start_at - lo
+                    lo = start_at
+                if base + secs[lo] > limit:
+                    terminal = base + secs[lo]
+                    break
+                hi = bisect_right(secs, limit - base, lo)
+                if len(times) + hi - lo > cap:
+                    raise PartitionError(self._too_many(from_, to))
+                if len(secs) == 1:
+                    times.append(base + secs[0])
+                else:
+                    times.extend(map(base.__add__, secs[lo:hi]))
+                if hi < len(secs):
+                    terminal = base + secs[hi]
+                    break
+        if terminal is not None and terminal <= self._bound:
+            if len(times) + 1 > cap:
+                raise PartitionError(self._too_many(from_, to))
+            times.append(terminal)
+        count = len(times) - 1
+        if count <= 0 or first_index is None:
+            shown_from = "the first partition" if from_ is None else f'"{from_}"'
+            shown_to = "the last complete partition" if to is None else f'"{to}"'
+            raise PartitionError(
+                f"the range from {shown_from} to {shown_to} selects no partitions; "
+                + self._complete_span()
+            )
+        return Selection(
+            space_fingerprint=self.fingerprint,
+            indices=IndexSet.from_range(first_index, first_index + count - 1),
+            key_format=self._key_format,
+            starts=times,
+        )
+
+    def _too_many(self, from_: str | None, to: str | None) -> str:
+        return (
+            f"the range selects more than {MAX_PARTITIONS} partitions (the limit); "
+            "narrow range.from/range.to or split the backfill"
+        )
+
+    def select_keys(self, keys: Sequence[str]) -> Selection:
+        """Return the partitions with exactly these keys; see :meth:`PartitionSpace.select_keys`.
+
+        A key must be written exactly as :meth:`format_key` writes it. O(days from start to
+        the last key + keys x log).
+        """
+        _check_key_list(keys)
+        windows: list[tuple[int, int, int]] = []  # (lo, hi, position in keys)
+        bad: list[tuple[int, str]] = []  # (position, message)
+        for pos, key in enumerate(keys):
+            window = self._key_window(key)
+            if window is None:
+                bad.append((pos, self._not_a_partition(key)))
+            elif window[0] > self._bound:
+                bad.append((pos, self._not_complete(key)))
+            else:
+                windows.append((window[0], window[1], pos))
+        windows.sort()
+        found = self._locate([w[0] for w in windows])
+        rows: list[tuple[int, int, int]] = []  # (index, start, end)
+        for (_lo, w_hi, pos), hit in zip(windows, found, strict=True):
+            key = keys[pos]
+            if hit is None or hit[1] >= w_hi or self.format_key(hit[1]) != key:
+                bad.append((pos, self._not_a_partition(key)))
+            elif hit[2] is None or hit[2] > self._bound:
+                bad.append((pos, self._not_complete(key)))
+            else:
+                rows.append((hit[0], hit[1], hit[2]))
+        if bad:
+            raise PartitionError(min(bad)[1])
+        rows.sort()
+        return Selection(
+            space_fingerprint=self.fingerprint,
+            indices=IndexSet.from_indices(r[0] for r in rows),
+            key_format=self._key_format,
+            starts=array("q", (r[1] for r in rows)),
+            ends=array("q", (r[2] for r in rows)),
+        )
+
+    def _not_a_partition(self, key: str) -> str:
+        return f'partition "{key}" is not a partition of this job ({self.describe()})'
+
+    def _not_complete(self, key: str) -> str:
+        return (
+            f'partition "{key}" is not complete: its window has not ended by '
+            f"{_utc(self._bound).strftime('%Y-%m-%dT%H:%M:%SZ')} "
+            "(the earlier of schedule.end and now)"
+        )

@@ -1,0 +1,438 @@
+"""The planner: table-driven cases and a simulated cluster driven by hypothesis."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backfill_operator import naming, planner
+from backfill_operator.builders import LaunchRequest
+from backfill_operator.model import (
+    BackfillSpec,
+    BackfillStatus,
+    ConditionStatus,
+    PartitionedJobSpec,
+    PartitionedJobStatus,
+    PartitionLedger,
+    Phase,
+)
+from backfill_operator.observed import JobState, ObservedJob
+from backfill_operator.ranges import IndexSet
+
+NOW = datetime(2024, 11, 1, 12, 0, tzinfo=UTC)
+UID = "11111111-2222-3333-4444-555555555555"
+TEMPLATE: dict[str, Any] = {
+    "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}
+}
+
+
+def static_job(n: int) -> PartitionedJobSpec:
+    return PartitionedJobSpec.model_validate(
+        {"partitions": {"values": [f"k{i:03d}" for i in range(n)]}, "jobTemplate": TEMPLATE}
+    )
+
+
+def daily_job() -> PartitionedJobSpec:
+    return PartitionedJobSpec.model_validate(
+        {
+            "partitions": {"schedule": {"cron": "0 0 * * *", "start": "2024-01-01"}},
+            "jobTemplate": TEMPLATE,
+        }
+    )
+
+
+def spec(**kw: Any) -> BackfillSpec:
+    base: dict[str, Any] = {"jobRef": {"name": "pj"}, "range": {"from": "k000"}}
+    base.update(kw)
+    return BackfillSpec.model_validate(base)
+
+
+class World:
+    """One Backfill, its PartitionedJob and Jobs, as plain values, for driving the planner."""
+
+    def __init__(
+        self,
+        job: PartitionedJobSpec,
+        bf: BackfillSpec,
+        ledger: PartitionedJobStatus | None = None,
+    ) -> None:
+        self.job = job
+        self.spec = bf
+        self.status = BackfillStatus()
+        self.job_status = ledger or PartitionedJobStatus()
+        self.jobs: dict[str, ObservedJob] = {}
+        self.created: list[tuple[int, int]] = []
+        self.now = NOW
+        self.generation = 1
+
+    def space(self) -> Any:
+        return planner.build_space(self.job, self.now)
+
+    def decide(self, **kw: Any) -> planner.Decision:
+        space = self.space()
+        selection = planner.resolve_selection(space, self.spec, self.status)
+        view = planner.BackfillView("bf", "ns", UID, self.generation, self.spec, self.status)
+        job = planner.JobView(
+            "pj", self.job, self.job_status, "hash", kw.pop("template_error", None)
+        )
+        return planner.plan(
+            view, job, selection, space.fingerprint, list(self.jobs.values()), self.now, **kw
+        )
+
+    def step(self) -> planner.Decision:
+        """One pass in which every launch goes through and the status is written."""
+        decision = self.decide()
+        if decision.ledger is not None:
+            ledger = decision.ledger.apply(self.job_status)
+            self.job_status = self.job_status.model_copy(
+                update={"ledger": ledger, "partitioning": decision.ledger.partitioning}
+            )
+        for req in decision.launches:
+            name = naming.job_name("bf", UID, req.index, req.key, req.attempt)
+            assert name not in self.jobs, "a Job was created twice"
+            self.created.append((req.index, req.attempt))
+            self.jobs[name] = ObservedJob(
+                name=name,
+                index=req.index,
+                attempt=req.attempt,
+                key=req.key,
+                state=JobState.ACTIVE,
+                owned=True,
+                template_hash="hash",
+                start_time=self.now,
+            )
+        self.status = decision.status(decision.launches)
+        for name in decision.deletions:
+            del self.jobs[name]
+        return decision
+
+    def finish(self, name: str, ok: bool) -> None:
+        job = self.jobs[name]
+        self.jobs[name] = ObservedJob(
+            **{
+                **job.__dict__,
+                "state": JobState.SUCCEEDED if ok else JobState.FAILED,
+                "finish_time": self.now,
+                "message": "" if ok else "BackoffLimitExceeded: Job has reached the limit",
+            }
+        )
+
+    def active(self) -> list[str]:
+        return [n for n, j in self.jobs.items() if j.state is JobState.ACTIVE]
+
+
+def cond(status: BackfillStatus, ctype: str) -> tuple[ConditionStatus, str]:
+    c = next(c for c in status.conditions if c.type == ctype)
+    return c.status, c.reason
+
+
+def test_first_pass_launches_up_to_concurrency_oldest_first() -> None:
+    world = World(static_job(10), spec(concurrency=3))
+    decision = world.step()
+    assert [r.index for r in decision.launches] == [0, 1, 2]
+    assert all(r.attempt == 1 for r in decision.launches)
+    assert world.status.phase is Phase.RUNNING
+    assert world.status.counts.running == 3
+    assert world.status.counts.pending == 7
+    assert world.status.partitions.running == "0-2"
+    assert cond(world.status, "Reconciling") == (ConditionStatus.TRUE, "Launching")
+    assert world.status.start_time is not None
+
+
+def test_newest_first() -> None:
+    world = World(static_job(10), spec(concurrency=3, order="NewestFirst"))
+    assert [r.index for r in world.step().launches] == [9, 8, 7]
+
+
+def test_full_slots_launch_nothing_and_a_freed_slot_is_refilled() -> None:
+    world = World(static_job(10), spec(concurrency=2))
+    world.step()
+    assert world.decide().launches == []
+    world.finish(world.active()[0], ok=True)
+    decision = world.step()
+    assert [r.index for r in decision.launches] == [2]
+    assert world.status.counts.succeeded == 1
+    assert world.status.partitions.succeeded == "0"
+
+
+def test_finished_jobs_are_deleted_beyond_history_limit() -> None:
+    world = World(static_job(5), spec(concurrency=5, successfulJobsHistoryLimit=1))
+    world.step()
+    for name in world.active()[:3]:
+        world.finish(name, ok=True)
+    decision = world.step()
+    assert len(decision.deletions) == 2
+    assert world.status.counts.succeeded == 3
+    assert len([j for j in world.jobs.values() if j.state is JobState.SUCCEEDED]) == 1
+
+
+def test_retry_after_backoff_then_success() -> None:
+    world = World(static_job(1), spec(retries={"limit": 2, "backoffSeconds": 10}))
+    world.step()
+    world.finish(world.active()[0], ok=False)
+    decision = world.step()
+    assert decision.launches == []
+    assert decision.requeue_after_seconds == pytest.approx(10.0)
+    (failure,) = world.status.failures
+    assert failure.attempts == 1 and failure.retry_at == "2024-11-01T12:00:10Z"
+    assert world.status.phase is Phase.RUNNING
+    assert cond(world.status, "Reconciling") == (ConditionStatus.TRUE, "WaitingForRetry")
+    world.now += timedelta(seconds=10)
+    decision = world.step()
+    assert [(r.index, r.attempt) for r in decision.launches] == [(0, 2)]
+    world.finish(world.active()[0], ok=False)
+    world.step()
+    assert world.status.failures[0].retry_at == "2024-11-01T12:00:30Z"  # 10 * 2^1 later
+    world.now += timedelta(seconds=20)
+    world.step()
+    world.finish(world.active()[0], ok=True)
+    world.step()
+    assert world.status.phase is Phase.SUCCEEDED
+    assert world.status.failures == []
+    assert world.created == [(0, 1), (0, 2), (0, 3)]
+    assert world.job_status.ledger.succeeded == "0"
+
+
+def test_failure_budget_stops_launches_and_ends_failed() -> None:
+    world = World(static_job(10), spec(concurrency=2, maxFailedPartitions=1))
+    world.step()
+    first, second = world.active()
+    world.finish(first, ok=False)
+    decision = world.step()
+    assert decision.launches == []
+    assert world.status.phase is Phase.RUNNING  # one Job still runs
+    world.finish(second, ok=True)
+    world.step()
+    assert world.status.phase is Phase.FAILED
+    assert world.status.counts.failed == 1
+    assert world.status.counts.pending == 8
+    assert cond(world.status, "Stalled") == (ConditionStatus.TRUE, "FailureBudgetExhausted")
+    assert world.job_status.ledger.failed == "0"
+    assert world.status.completion_time is not None
+
+
+def test_suspend_and_resume() -> None:
+    world = World(static_job(10), spec(concurrency=2))
+    world.step()
+    world.spec = spec(concurrency=2, suspend=True)
+    for name in world.active():
+        world.finish(name, ok=True)
+    decision = world.step()
+    assert decision.launches == []
+    assert world.status.phase is Phase.SUSPENDED
+    assert [e.reason for e in decision.events(world.status)] == ["Suspended"]
+    world.spec = spec(concurrency=2)
+    decision = world.step()
+    assert [r.index for r in decision.launches] == [2, 3]
+    assert "Resumed" in [e.reason for e in decision.events(world.status)]
+
+
+def test_concurrency_change_applies_live() -> None:
+    world = World(static_job(10), spec(concurrency=4))
+    world.step()
+    world.spec = spec(concurrency=2)
+    for name in world.active()[:1]:
+        world.finish(name, ok=True)
+    assert world.decide().launches == []  # 3 still active > 2
+    world.spec = spec(concurrency=6)
+    assert len(world.decide().launches) == 3
+
+
+def test_dry_run_plans_and_launches_nothing() -> None:
+    ledger = PartitionedJobStatus()
+    world = World(static_job(10), spec(dryRun=True), ledger)
+    decision = world.step()
+    assert decision.launches == []
+    assert world.status.phase is Phase.PENDING
+    assert world.status.plan is not None
+    assert world.status.plan.count == 10
+    assert world.status.plan.first == ["k000", "k001", "k002", "k003", "k004"]
+    assert world.status.plan.last == ["k005", "k006", "k007", "k008", "k009"]
+    assert cond(world.status, "Ready") == (ConditionStatus.TRUE, "DryRunPlanned")
+
+
+@pytest.mark.parametrize(
+    ("reprocess", "launched"),
+    [("Missing", [4, 5]), ("Failed", [2, 3]), ("All", [0, 1])],
+)
+def test_reprocess_uses_the_ledger(reprocess: str, launched: list[int]) -> None:
+    job = static_job(6)
+    fingerprint = planner.build_space(job, NOW).fingerprint
+    ledger = PartitionedJobStatus(
+        partitioning=fingerprint, ledger=PartitionLedger(succeeded="0-1", failed="2-3")
+    )
+    world = World(job, spec(concurrency=2, reprocess=reprocess), ledger)
+    assert [r.index for r in world.step().launches] == launched
+
+
+def test_ledger_of_another_partitioning_is_ignored() -> None:
+    ledger = PartitionedJobStatus(partitioning="other", ledger=PartitionLedger(succeeded="0-5"))
+    world = World(static_job(6), spec(concurrency=2), ledger)
+    assert [r.index for r in world.step().launches] == [0, 1]
+
+
+def test_missing_partitioned_job_is_invalid() -> None:
+    view = planner.BackfillView("bf", "ns", UID, 3, spec(), BackfillStatus())
+    job = planner.JobView("pj", None, PartitionedJobStatus())
+    decision = planner.plan(view, job, None, None, [], NOW)
+    assert decision.launches == []
+    status = decision.status()
+    assert status.phase is Phase.INVALID
+    assert cond(status, "Stalled") == (ConditionStatus.TRUE, "PartitionedJobNotFound")
+    stalled = next(c for c in status.conditions if c.type == "Stalled")
+    assert stalled.message == 'PartitionedJob "pj" not found in namespace "ns"'
+    assert stalled.observed_generation == 3
+    assert [e.type for e in decision.events(status)] == ["Warning"]
+
+
+def test_rejected_template_is_invalid_and_launches_nothing() -> None:
+    world = World(static_job(3), spec())
+    decision = world.decide(template_error="spec.template.spec.containers: Required value")
+    assert decision.launches == []
+    status = decision.status()
+    assert status.phase is Phase.INVALID
+    assert cond(status, "Stalled") == (ConditionStatus.TRUE, "InvalidJobTemplate")
+
+
+def test_bad_key_is_invalid() -> None:
+    space = planner.build_space(static_job(3), NOW)
+    with pytest.raises(planner.InvalidSpec) as err:
+        planner.resolve_selection(space, spec(range=None, partitions=["nope"]), BackfillStatus())
+    assert err.value.reason == "InvalidSelection"
+    assert "nope" in err.value.message
+
+
+def test_bad_cron_is_invalid() -> None:
+    job = PartitionedJobSpec.model_validate(
+        {
+            "partitions": {"schedule": {"cron": "61 * * * *", "start": "2024-01-01"}},
+            "jobTemplate": TEMPLATE,
+        }
+    )
+    with pytest.raises(planner.InvalidSpec) as err:
+        planner.build_space(job, NOW)
+    assert err.value.reason == "InvalidPartitions"
+
+
+def test_changed_partitioning_after_start_is_invalid() -> None:
+    world = World(static_job(5), spec(concurrency=1))
+    world.step()
+    world.job = static_job(6)  # a new value changes the partitioning fingerprint
+    decision = world.step()
+    assert decision.launches == []
+    assert world.status.phase is Phase.INVALID
+    assert cond(world.status, "Stalled")[1] == "PartitioningChanged"
+
+
+def test_succeeded_end_to_end_with_events_and_stable_transition_times() -> None:
+    world = World(static_job(3), spec(concurrency=3))
+    events = world.step().events
+    first_ready = next(c for c in world.status.conditions if c.type == "Ready")
+    world.now += timedelta(seconds=5)
+    world.step()
+    again = next(c for c in world.status.conditions if c.type == "Ready")
+    assert again.last_transition_time == first_ready.last_transition_time
+    for name in world.active():
+        world.finish(name, ok=True)
+    world.now += timedelta(seconds=5)
+    decision = world.step()
+    assert world.status.phase is Phase.SUCCEEDED
+    assert world.status.progress == "3/3"
+    assert cond(world.status, "Ready") == (ConditionStatus.TRUE, "Succeeded")
+    assert cond(world.status, "Reconciling")[0] is ConditionStatus.FALSE
+    assert [e.reason for e in decision.events(world.status)] == ["Succeeded"]
+    assert events is not None
+
+
+def test_daily_range_selects_inclusive_ends() -> None:
+    world = World(daily_job(), spec(range={"from": "2024-01-01", "to": "2024-01-31"}))
+    world.spec = spec(range={"from": "2024-01-01", "to": "2024-01-31"}, concurrency=100)
+    decision = world.step()
+    assert len(decision.launches) == 31
+    assert decision.launches[0].key == "2024-01-01"
+    assert decision.launches[-1].key == "2024-01-31"
+    assert decision.launches[0].end == decision.launches[1].start
+
+
+def test_open_range_is_pinned_at_first_pass() -> None:
+    world = World(daily_job(), spec(range={"from": "2024-10-01"}, concurrency=1))
+    world.step()
+    assert world.status.selection is not None
+    assert world.status.selection.last == "2024-10-31"
+    world.now += timedelta(days=3)
+    world.step()
+    assert world.status.selection.last == "2024-10-31"
+    assert world.status.counts.total == 31
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    concurrency=st.integers(1, 8),
+    retries=st.integers(0, 2),
+    max_failed=st.one_of(st.none(), st.integers(1, 5)),
+    order=st.sampled_from(["OldestFirst", "NewestFirst"]),
+    seed=st.integers(0, 10_000),
+)
+def test_simulated_backfill_invariants(
+    n: int, concurrency: int, retries: int, max_failed: int | None, order: str, seed: int
+) -> None:
+    """Random completions and failures: the planner's invariants hold at every pass."""
+    rng = random.Random(seed)
+    kw: dict[str, Any] = {
+        "concurrency": concurrency,
+        "order": order,
+        "retries": {"limit": retries, "backoffSeconds": 0},
+        "successfulJobsHistoryLimit": rng.randint(0, 2),
+        "failedJobsHistoryLimit": rng.randint(0, 2),
+    }
+    if max_failed is not None:
+        kw["maxFailedPartitions"] = max_failed
+    world = World(static_job(n), spec(**kw))
+    fails: dict[int, int] = {i: rng.choice([0, 0, 1, 5]) for i in range(n)}
+    for _ in range(10 * n + 20):
+        before_active = len(world.active())
+        decision = world.step()
+        assert len(decision.launches) <= max(0, concurrency - before_active)
+        assert len(world.active()) <= concurrency
+        counts = world.status.counts
+        assert counts.total == n
+        assert (
+            counts.pending + counts.running + counts.succeeded + counts.failed + counts.skipped == n
+        )
+        if world.status.phase in (Phase.SUCCEEDED, Phase.FAILED):
+            break
+        for name in list(world.active()):
+            if rng.random() < 0.5:
+                job = world.jobs[name]
+                world.finish(name, ok=job.attempt > fails[job.index])
+        world.now += timedelta(seconds=1)
+    else:
+        pytest.fail("the backfill never finished")
+    assert len(set(world.created)) == len(world.created)
+    final_failed = IndexSet.parse(world.status.partitions.failed)
+    succeeded = IndexSet.parse(world.status.partitions.succeeded)
+    for index in succeeded:
+        assert fails[index] <= retries
+    for index in final_failed:
+        assert fails[index] > retries
+    if max_failed is None:
+        assert len(succeeded) + len(final_failed) == n
+        assert world.status.phase is (Phase.FAILED if len(final_failed) else Phase.SUCCEEDED)
+    attempts_per_index: dict[int, int] = {}
+    for index, attempt in world.created:
+        attempts_per_index[index] = max(attempts_per_index.get(index, 0), attempt)
+    assert all(a <= retries + 1 for a in attempts_per_index.values())
+
+
+def test_launch_request_env_shape() -> None:
+    world = World(daily_job(), spec(range={"from": "2024-01-01", "to": "2024-01-01"}))
+    (req,) = world.step().launches
+    assert isinstance(req, LaunchRequest)
+    assert req.start == datetime(2024, 1, 1, tzinfo=UTC)
+    assert req.end == datetime(2024, 1, 2, tzinfo=UTC)
