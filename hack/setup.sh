@@ -21,7 +21,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   pkill -x prometheus >/dev/null 2>&1 || true
 fi
 
-stamp=.venv/.installed-$(cat pyproject.toml hack/constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
+stamp_files=(pyproject.toml)
+[ -f hack/constraints.txt ] && stamp_files+=(hack/constraints.txt)
+stamp=.venv/.installed-$(cat "${stamp_files[@]}" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "setup: creating .venv" >&2
   python3 -m venv .venv

@@ -58,7 +58,14 @@ class OperatorProcess:
     def start(self) -> None:
         """Start the process and wait until /healthz answers (kopf is watching)."""
         self.starts += 1
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(ROOT / "operator"), os.environ.get("PYTHONPATH")) if p
+            ),
+        }
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [

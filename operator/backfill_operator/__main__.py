@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         # kopf logs every handler call at INFO; keep the log for what matters.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     api = kube.load_client()
-    handlers.RUNTIME = Runtime(Reconciler(kube.Kube(api), metrics.Metrics()))
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
+    handlers.RUNTIME = Runtime(Reconciler(kube.Kube(api), metrics.Metrics()))
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     asyncio.run(
         kopf.operator(

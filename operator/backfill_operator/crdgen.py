@@ -126,7 +126,7 @@ def _crd(
                 "plural": plural,
                 "singular": kind.lower(),
                 "shortNames": short,
-                "categories": ["backfill"],
+                "categories": ["backfill-operator"],
             },
             "versions": [
                 {

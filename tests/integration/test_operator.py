@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -108,9 +109,13 @@ class Api:
         return self.get("backfills", name).get("status") or {}
 
     def wait_phase(self, name: str, phases: set[str], timeout: float = 120) -> dict[str, Any]:
+        """Wait until the status of the current generation shows one of ``phases``."""
+
         def check() -> dict[str, Any] | None:
-            status = self.status(name)
-            return status if status.get("phase") in phases else None
+            obj = self.get("backfills", name)
+            status: dict[str, Any] = obj.get("status") or {}
+            current = status.get("observedGeneration") == obj["metadata"]["generation"]
+            return status if current and status.get("phase") in phases else None
 
         return wait_for(check, timeout, 0.3, message=lambda: f"phase {phases}: {self.status(name)}")
 
@@ -286,24 +291,33 @@ def test_failure_retry_and_failure_budget(
         )
     )
     # b, d and e fail on every attempt; with maxFailedPartitions 2 the backfill stops after
-    # the second final failure and ends Failed.
+    # the second final failure and ends Failed. A partition waiting for its retry does not
+    # hold a slot: e starts while d waits, then d's retry fails and the budget is spent.
     api.create(
         backfill(
             "budget",
             "flaky",
             partitions=["a", "b", "c", "d", "e", "f"],
             concurrency=1,
-            retries={"limit": 1, "backoffSeconds": 1},
+            retries={"limit": 1, "backoffSeconds": 3},
             maxFailedPartitions=2,
         )
     )
     status = api.wait_phase("budget", {"Failed"}, timeout=120)
     assert status["counts"]["failed"] == 2
     assert status["counts"]["succeeded"] == 2  # a and c
-    assert status["counts"]["pending"] == 2  # e, f never launched
+    assert status["counts"]["pending"] == 2  # e waits for a retry that never comes, f never ran
     assert status["partitions"]["failed"] == "1,3"
     attempts = sorted((i, a) for _, i, a in recorder.created)
-    assert attempts == [("0", "1"), ("1", "1"), ("1", "2"), ("2", "1"), ("3", "1"), ("3", "2")]
+    assert attempts == [
+        ("0", "1"),
+        ("1", "1"),
+        ("1", "2"),
+        ("2", "1"),
+        ("3", "1"),
+        ("3", "2"),
+        ("4", "1"),
+    ]
     failures = {f["key"]: f for f in status["failures"]}
     assert failures["b"]["attempts"] == 2 and "retryAt" not in failures["b"]
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
@@ -432,7 +446,7 @@ def test_schema_and_cel_reject_at_apply(
     with pytest.raises(ApiException) as err:
         api.create(backfill("bad", "any", **spec))
     assert err.value.status == 422
-    assert message in (err.value.body or "")
+    assert message in json.loads(err.value.body)["message"]
 
 
 def test_partitioned_job_schema_rejects_both_schedule_and_values(
@@ -442,7 +456,7 @@ def test_partitioned_job_schema_rejects_both_schedule_and_values(
     obj["spec"]["partitions"]["schedule"] = {"cron": "0 0 * * *", "start": "2024-01-01"}
     with pytest.raises(ApiException) as err:
         api.create(obj)
-    assert "exactly one of schedule and values must be set" in (err.value.body or "")
+    assert "exactly one of schedule and values must be set" in json.loads(err.value.body)["message"]
 
 
 @pytest.mark.parametrize(
