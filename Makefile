@@ -17,7 +17,7 @@ fmt:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
 cluster-up:
-	.venv/bin/python -m devcluster up
+	PYTHONPATH=hack .venv/bin/python -m devcluster up
 
 cluster-down:
-	.venv/bin/python -m devcluster down
+	PYTHONPATH=hack .venv/bin/python -m devcluster down
