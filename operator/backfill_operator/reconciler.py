@@ -359,6 +359,8 @@ class Runtime:
                 await self._sleep(wake, timeout, stop_wait)
         finally:
             self._wakeups.pop(key, None)
+            # Deleted (or the operator stops): no series of this Backfill may linger.
+            metrics.forget(namespace, name)
 
     @staticmethod
     async def _sleep(wake: asyncio.Event, timeout: float, stop_wait: StopWait) -> None:

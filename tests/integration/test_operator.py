@@ -142,6 +142,7 @@ class JobRecorder:
         self.max_active = 0
         self.events = 0
         self._watch = watch.Watch()
+        self._stopping = False
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -151,9 +152,17 @@ class JobRecorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping = True
         self._watch.stop()
 
     def _run(self) -> None:
+        try:
+            self._record()
+        except Exception:  # the watch outlives the test; the cluster may be gone by then
+            if not self._stopping:
+                raise
+
+    def _record(self) -> None:
         listed = self.batch.list_namespaced_job(self.namespace)
         version = listed.metadata.resource_version
         self._ready.set()
@@ -228,6 +237,9 @@ def test_backfill_runs_every_partition_once_within_concurrency(
     assert keys == sorted((str(i), "1") for i in range(20))
     # finished Jobs are deleted once recorded, except the history limit
     wait_for(lambda: len(api.jobs()) == 2, 30, message="history limit applied")
+    for job in api.jobs():  # kopf only watches Jobs: no finalizers, no kopf annotations
+        assert not job.metadata.finalizers
+        assert not [a for a in job.metadata.annotations if "kopf" in a]
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["status"] == "True"
     assert conditions["Stalled"]["status"] == "False"
@@ -405,8 +417,10 @@ def test_deleting_a_backfill_deletes_its_jobs(operator: OperatorProcess, api: Ap
     )
     api.create(backfill("gone", "long", partitions=["x", "y"]))
     wait_for(lambda: len(api.jobs()) == 2, 30, message="2 Jobs running")
+    wait_for(lambda: 'backfill="gone"' in operator.metrics(), 30, message="metrics series")
     api.delete("backfills", "gone")
     wait_for(lambda: not api.jobs(), 60, message="Jobs garbage-collected")
+    wait_for(lambda: 'backfill="gone"' not in operator.metrics(), 30, message="series removed")
 
 
 def test_deleting_the_partitioned_job_stalls_its_backfills(
