@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
 import sys
 
 import kopf
@@ -31,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     peering.add_argument(
         "--standalone", action="store_true", help="no peering (exactly one replica)"
     )
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="kopf peering priority (default with --peering: random, so replicas differ)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     crds = sub.add_parser("crds", help="print the CRDs (YAML)")
     crds.set_defaults(command="crds")
@@ -54,12 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         metrics.serve(args.metrics_port, args.metrics_address)
     handlers.RUNTIME = Runtime(Reconciler(kube.Kube(api), metrics.Metrics()))
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    priority = args.priority
+    if priority is None and args.peering:
+        # kopf pauses every replica whose peers share its priority; distinct priorities let
+        # exactly one (the highest) run.
+        priority = random.SystemRandom().randint(1, 2**31 - 1)
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,
             namespaces=args.namespace,
             standalone=args.standalone or args.peering is None,
             peering_name=args.peering,
+            priority=priority,
             liveness_endpoint=liveness,
         )
     )

@@ -412,8 +412,9 @@ def plan(
                 new_ok.append(index)
                 outcomes.append(Outcome(index, obs.key, obs.attempt, True, duration, True))
                 continue
-            # Failed attempt: recorded once, by attempt number.
-            if index in succeeded:
+            # Failed attempt: recorded once, by attempt number; one superseded by a newer
+            # attempt was recorded before that attempt could be launched.
+            if index in succeeded or obs is not attempts[-1]:
                 continue
             known = failures.get(index)
             if known is not None and known.attempts >= obs.attempt:
@@ -709,7 +710,16 @@ def _status(
     ]
     failed_entries = [f for f in state.failures.values() if f.index in state.failed]
     failed_entries.sort(key=lambda f: f.index)
-    failures = sorted(retrying, key=lambda f: f.index) + failed_entries[-MAX_FAILURE_DETAILS:]
+    # A partition whose retry runs keeps its entry: it records which attempts already failed
+    # (their Jobs may still be listed, kept by the history limit) until the retry ends.
+    in_retry = [
+        f
+        for f in state.failures.values()
+        if f.retry_at is not None and f.index in running_set and f.index not in state.succeeded
+    ]
+    failures = (
+        sorted(retrying + in_retry, key=lambda f: f.index) + failed_entries[-MAX_FAILURE_DETAILS:]
+    )
     counts = PartitionCounts(
         total=len(selection),
         running=len(running_set.intersection(sel)),

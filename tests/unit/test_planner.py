@@ -67,6 +67,8 @@ class World:
         self.job_status = ledger or PartitionedJobStatus()
         self.jobs: dict[str, ObservedJob] = {}
         self.created: list[tuple[int, int]] = []
+        self.outcomes: list[planner.Outcome] = []
+        self.finished: list[tuple[int, int, bool]] = []
         self.now = NOW
         self.generation = 1
 
@@ -87,6 +89,7 @@ class World:
     def step(self) -> planner.Decision:
         """One pass in which every launch goes through and the status is written."""
         decision = self.decide()
+        self.outcomes.extend(decision.outcomes)
         if decision.ledger is not None:
             ledger = decision.ledger.apply(self.job_status)
             self.job_status = self.job_status.model_copy(
@@ -113,6 +116,7 @@ class World:
 
     def finish(self, name: str, ok: bool) -> None:
         job = self.jobs[name]
+        self.finished.append((job.index, job.attempt, ok))
         self.jobs[name] = ObservedJob(
             **{
                 **job.__dict__,
@@ -415,6 +419,9 @@ def test_simulated_backfill_invariants(
     else:
         pytest.fail("the backfill never finished")
     assert len(set(world.created)) == len(world.created)
+    # every finished attempt is recorded exactly once (metrics and events count outcomes)
+    recorded = sorted((o.index, o.attempt, o.succeeded) for o in world.outcomes)
+    assert recorded == sorted(world.finished)
     final_failed = IndexSet.parse(world.status.partitions.failed)
     succeeded = IndexSet.parse(world.status.partitions.succeeded)
     for index in succeeded:

@@ -1,0 +1,506 @@
+"""Static checks of the Helm chart, the dashboard and the alert rules (no cluster).
+
+The chart is rendered by the real `helm template` (the binary hack/setup.sh builds); the checks
+read the rendered objects: Pod Security "restricted", least-privilege RBAC, probes on kopf's
+/healthz, peering, monitoring objects, and that values.schema.json both covers values.yaml and
+makes helm reject bad values. The dashboard's and alerts' PromQL is cross-checked against the
+metric names of docs/design.md (test_prometheus.py evaluates it on a real Prometheus).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "backfill-operator"
+DASHBOARD = ROOT / "dashboards" / "backfill-operator.json"
+ALERTS = CHART / "files" / "alerts.yaml"
+
+Manifest = dict[str, Any]
+
+#: Every (apiGroup, resource, verb) the operator may use, from the operator's needs: nothing
+#: more (least privilege), nothing less (it would fail at run time). Peering is added per mode.
+NAMESPACED_GRANTS = {
+    *{
+        ("backfill.dev", r, v)
+        for r in ("backfills", "partitionedjobs")
+        for v in ("get", "list", "watch", "patch")
+    },
+    *{
+        ("backfill.dev", r, v)
+        for r in ("backfills/status", "partitionedjobs/status")
+        for v in ("get", "patch", "update")
+    },
+    *{("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")},
+    *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
+}
+CRD_READ = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
+}
+NAMESPACE_READ = {("", "namespaces", v) for v in ("get", "list", "watch")}
+PEERING_VERBS = ("get", "list", "watch", "patch", "create")
+
+
+def find_helm() -> Path | None:
+    """helm as hack/test.sh exports it ($BACKFILL_BIN_DIR), on PATH, or in build.sh's cache."""
+    cache = Path(os.environ.get("BACKFILL_CACHE", Path.home() / ".cache" / "backfill-operator"))
+    bin_dir = os.environ.get("BACKFILL_BIN_DIR")
+    for candidate in (
+        Path(bin_dir) / "helm" if bin_dir else None,
+        Path(found) if (found := shutil.which("helm")) else None,
+        cache / "bin" / "links" / "helm",
+    ):
+        if candidate is not None and candidate.exists():
+            return candidate
+    return None
+
+
+def _helm() -> str:
+    helm = find_helm()
+    if helm is None:
+        pytest.fail("helm not found: run `make test` once (hack/setup.sh builds it)")
+    return str(helm)
+
+
+@pytest.fixture(scope="module")
+def helm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    home = tmp_path_factory.mktemp("helm-home")
+    env = dict(os.environ)
+    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        env[var] = str(home / var.lower())
+    env.pop("KUBECONFIG", None)
+    yield env
+
+
+def helm_template(env: dict[str, str], *values: str) -> subprocess.CompletedProcess[str]:
+    """Run `helm template rel CHART -n ops` with `--set` style ``values``; never raises."""
+    argv = [_helm(), "template", "rel", str(CHART), "--namespace", "ops"]
+    for value in values:
+        argv += ["--set", value]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def render(env: dict[str, str], *values: str) -> list[Manifest]:
+    done = helm_template(env, *values)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def of_kind(docs: list[Manifest], kind: str) -> list[Manifest]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[Manifest], kind: str) -> Manifest:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def grants(role: Manifest) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role.get("rules", [])
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+VARIANTS = {
+    "default": (),
+    "namespaced": ("watchNamespaces={team-a,team-b}",),
+    "standalone": ("peering.enabled=false",),
+    "monitoring": ("metrics.serviceMonitor.enabled=true", "prometheusRule.enabled=true"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def rendered(request: pytest.FixtureRequest, helm_env: dict[str, str]) -> list[Manifest]:
+    return render(helm_env, *VARIANTS[request.param])
+
+
+# ------------------------------------------------------------------- Pod Security, restricted
+
+
+def test_pod_meets_pod_security_restricted(rendered: list[Manifest]) -> None:
+    """The checks of the "restricted" profile (Pod Security Standards) on the rendered pod."""
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    psc = pod.get("securityContext", {})
+    for forbidden in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
+        assert not pod.get(forbidden), forbidden
+    allowed_volumes = {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+    for volume in pod.get("volumes", []):
+        assert set(volume) - {"name"} <= allowed_volumes, volume
+    containers = pod["containers"] + pod.get("initContainers", [])
+    for container in containers:
+        csc = container.get("securityContext", {})
+        assert csc.get("allowPrivilegeEscalation") is False
+        assert not csc.get("privileged")
+        assert "ALL" in csc.get("capabilities", {}).get("drop", [])
+        assert set(csc.get("capabilities", {}).get("add", [])) <= {"NET_BIND_SERVICE"}
+        assert (csc.get("runAsNonRoot") or psc.get("runAsNonRoot")) is True
+        assert csc.get("runAsUser", psc.get("runAsUser", 1)) != 0
+        seccomp = csc.get("seccompProfile") or psc.get("seccompProfile") or {}
+        assert seccomp.get("type") in {"RuntimeDefault", "Localhost"}
+        # Beyond "restricted": the image never writes to its root filesystem.
+        assert csc.get("readOnlyRootFilesystem") is True
+        assert "hostPort" not in json.dumps(container.get("ports", []))
+
+
+def test_container_runs_the_operator_with_probes_and_resources(rendered: list[Manifest]) -> None:
+    deployment = one(rendered, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--metrics-port") + 1] == "8080"
+    assert args[args.index("--liveness-port") + 1] == "8081"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http-metrics": 8080, "health": 8081}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    resources = container["resources"]
+    assert resources["requests"]["cpu"] and resources["requests"]["memory"]
+    assert resources["limits"]["memory"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert container["image"] == "backfill-operator:0.1.0"  # appVersion by default
+
+
+# ------------------------------------------------------------------------------------- RBAC
+
+
+def test_rbac_has_no_wildcards_secrets_or_escalation(rendered: list[Manifest]) -> None:
+    roles = of_kind(rendered, "ClusterRole") + of_kind(rendered, "Role")
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            assert "nonResourceURLs" not in rule
+            assert "resourceNames" not in rule or rule["resourceNames"]
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], (role["metadata"]["name"], rule)
+            assert not {"secrets", "serviceaccounts/token"} & set(rule["resources"])
+            assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+            assert not any(r.endswith("/exec") for r in rule["resources"])
+
+
+def test_all_namespaces_mode_grants_exactly_what_the_operator_uses(
+    helm_env: dict[str, str],
+) -> None:
+    docs = render(helm_env)
+    (role,) = of_kind(docs, "ClusterRole")
+    assert grants(role) == NAMESPACED_GRANTS | CRD_READ | {
+        ("kopf.dev", "clusterkopfpeerings", v) for v in PEERING_VERBS
+    }
+    assert not of_kind(docs, "Role")
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    sa = one(docs, "ServiceAccount")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "ops"}
+    ]
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" in args and "--namespace" not in args
+
+
+def test_namespaced_mode_keeps_working_rights_inside_the_listed_namespaces(
+    helm_env: dict[str, str],
+) -> None:
+    docs = render(helm_env, *VARIANTS["namespaced"])
+    (cluster_role,) = of_kind(docs, "ClusterRole")
+    assert grants(cluster_role) == CRD_READ | NAMESPACE_READ  # reads only, at cluster scope
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")}
+    assert set(roles) == {"team-a", "team-b"}
+    for role in roles.values():
+        assert grants(role) == NAMESPACED_GRANTS | {
+            ("kopf.dev", "kopfpeerings", v) for v in PEERING_VERBS
+        }
+    bindings = {b["metadata"]["namespace"]: b for b in of_kind(docs, "RoleBinding")}
+    assert set(bindings) == {"team-a", "team-b"}
+    for ns, binding in bindings.items():
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": roles[ns]["metadata"]["name"],
+        }
+        assert binding["subjects"][0]["namespace"] == "ops"
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" not in args
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == ["team-a", "team-b"]
+    peerings = of_kind(docs, "KopfPeering")
+    assert {p["metadata"]["namespace"] for p in peerings} == {"team-a", "team-b"}
+    assert not of_kind(docs, "ClusterKopfPeering")
+
+
+# ---------------------------------------------------------------------------------- peering
+
+
+def test_peering_object_matches_the_flag(helm_env: dict[str, str]) -> None:
+    docs = render(helm_env)
+    deployment = one(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    peering = one(docs, "ClusterKopfPeering")
+    assert args[args.index("--peering") + 1] == peering["metadata"]["name"]
+    assert "--standalone" not in args
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # The kopf.dev CRDs come with the chart (vendored subchart, installed from its crds/).
+    crds = list(
+        yaml.safe_load_all(
+            (CHART / "charts" / "kopf-peering" / "crds" / "kopf.dev_peerings.yaml").read_text()
+        )
+    )
+    assert {c["spec"]["names"]["kind"] for c in crds} == {"ClusterKopfPeering", "KopfPeering"}
+
+
+def test_standalone_runs_one_replica_and_never_two_at_once(helm_env: dict[str, str]) -> None:
+    docs = render(helm_env, *VARIANTS["standalone"])
+    deployment = one(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--standalone" in args and "--peering" not in args
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not of_kind(docs, "ClusterKopfPeering") and not of_kind(docs, "KopfPeering")
+    assert not any(g[0] == "kopf.dev" for g in grants(one(docs, "ClusterRole")))
+
+
+# ------------------------------------------------------------------------------- monitoring
+
+
+def test_metrics_service_servicemonitor_and_rule(helm_env: dict[str, str]) -> None:
+    docs = render(helm_env, *VARIANTS["monitoring"], "metrics.job=bf")
+    service = one(docs, "Service")
+    deployment = one(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 8080, "targetPort": "http-metrics", "protocol": "TCP"}
+    ]
+    monitor = one(docs, "ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "http-metrics" and endpoint["path"] == "/metrics"
+    assert endpoint["honorLabels"] is True  # keep the Backfill's `namespace` label
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "bf"
+    rule = one(docs, "PrometheusRule")
+    source = yaml.safe_load(ALERTS.read_text())
+    expected = json.loads(
+        json.dumps(source["groups"]).replace('job=\\"backfill-operator\\"', 'job=\\"bf\\"')
+    )
+    assert rule["spec"]["groups"] == expected
+    assert 'job="bf"' in json.dumps(rule["spec"]["groups"]).replace('\\"', '"')
+
+
+def test_monitoring_objects_are_off_by_default(helm_env: dict[str, str]) -> None:
+    docs = render(helm_env)
+    assert not of_kind(docs, "ServiceMonitor") and not of_kind(docs, "PrometheusRule")
+
+
+def test_dashboard_configmap_carries_the_dashboard_file(helm_env: dict[str, str]) -> None:
+    assert (CHART / "dashboards" / "backfill-operator.json").read_bytes() == DASHBOARD.read_bytes()
+    config_map = one(render(helm_env), "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["data"]["backfill-operator.json"] == DASHBOARD.read_text().rstrip("\n")
+    assert not of_kind(render(helm_env, "dashboard.enabled=false"), "ConfigMap")
+
+
+# ------------------------------------------------------------------------------ the schema
+
+
+def _schema_paths(schema: dict[str, Any], prefix: str = "") -> set[str]:
+    paths = set()
+    for key, sub in schema.get("properties", {}).items():
+        paths.add(prefix + key)
+        if sub.get("additionalProperties") is False:
+            paths |= _schema_paths(sub, f"{prefix}{key}.")
+    return paths
+
+
+def _value_paths(values: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in values.items():
+        paths.add(prefix + key)
+        sub = schema.get("properties", {}).get(key, {})
+        if isinstance(value, dict) and sub.get("additionalProperties") is False:
+            paths |= _value_paths(value, sub, f"{prefix}{key}.")
+    return paths
+
+
+def test_values_schema_is_draft7_and_covers_values_yaml() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["additionalProperties"] is False
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    declared = _schema_paths(schema)
+    used = _value_paths(values, schema)
+    assert used <= declared, f"values.yaml keys missing from the schema: {used - declared}"
+    undeclared_in_values = {p for p in declared - used if "." not in p} - {"global", "kopf-peering"}
+    assert not undeclared_in_values, f"schema keys without a default: {undeclared_in_values}"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("replicaCount=-1", "replicaCount"),
+        ("replicas=2", "replicas"),
+        ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("metrics.port=70000", "port"),
+        ("peering.enabled=false,replicaCount=2", "replicaCount"),
+        ("metrics.serviceMonitor.interval=soon", "interval"),
+    ],
+)
+def test_schema_makes_helm_reject_bad_values(
+    helm_env: dict[str, str], value: str, message: str
+) -> None:
+    done = helm_template(helm_env, value)
+    assert done.returncode != 0, f"helm accepted {value}"
+    assert "schema" in done.stderr and message in done.stderr, done.stderr
+
+
+# ------------------------------------------------------------------ dashboard and alerts
+
+
+def _design_metrics() -> set[str]:
+    text = (ROOT / "docs" / "design.md").read_text()
+    return set(re.findall(r"^\| `(backfill_[a-z_]+)` \|", text, flags=re.MULTILINE))
+
+
+def _metric_names(expr: str) -> set[str]:
+    names = set(re.findall(r"\b(backfill_[a-z_]+)\b", expr))
+    return {re.sub(r"_(bucket|count|sum)$", "", n) if "duration" in n else n for n in names}
+
+
+def _dashboard_targets() -> list[tuple[str, dict[str, Any]]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [(p["title"], t) for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def test_dashboard_structure() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] == "backfill-operator"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["namespace"]["definition"] == "label_values(backfill_info, namespace)"
+    assert variables["backfill"]["definition"] == (
+        'label_values(backfill_info{namespace=~"$namespace"}, backfill)'
+    )
+    for name in ("namespace", "backfill"):
+        assert variables[name]["multi"] and variables[name]["includeAll"]
+    for panel in dashboard["panels"]:
+        assert {"h", "w", "x", "y"} <= set(panel["gridPos"])
+        if panel["type"] != "row":
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            assert panel["targets"] and panel["description"]
+    titles = " | ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in (
+        "progress",
+        "partitions by state",
+        "throughput",
+        "failure rate",
+        "p50 / p95",
+        "active jobs vs concurrency",
+        "time to completion",
+        "reconcile errors",
+    ):
+        assert topic in titles, topic
+
+
+def test_dashboard_queries_use_design_metrics_and_variables() -> None:
+    known = _design_metrics()
+    assert len(known) == 9
+    used: set[str] = set()
+    for title, target in _dashboard_targets():
+        expr = target["expr"]
+        names = _metric_names(expr)
+        assert names and names <= known, (title, names - known)
+        used |= names
+        variables = set(re.findall(r"\$\{?(\w+)", expr))
+        assert variables <= {"namespace", "backfill", "__rate_interval", "__range"}, title
+        if "backfill_reconcile_duration" not in expr:  # the one operator-wide histogram
+            assert "$namespace" in expr and "$backfill" in expr, title
+    assert used == known, f"metrics without a panel: {known - used}"
+
+
+def test_alerts_use_design_metrics() -> None:
+    known = _design_metrics()
+    rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+    names = {r["alert"] for r in rules}
+    assert {
+        "BackfillOperatorDown",
+        "BackfillNoProgress",
+        "BackfillHighFailureRatio",
+        "BackfillReconcileErrors",
+    } <= names
+    for rule in rules:
+        assert _metric_names(rule["expr"]) <= known, rule["alert"]
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+    down = next(r for r in rules if r["alert"] == "BackfillOperatorDown")
+    assert 'up{job="backfill-operator"}' in down["expr"]
+
+
+# ------------------------------------------------------------------- deploy documentation
+
+
+def _code_blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), flags=re.DOTALL)
+
+
+def test_deploy_doc_commands_match_the_repository() -> None:
+    """docs/deploy.md's commands parse as shell and name files, tags and names that exist."""
+    doc = ROOT / "docs" / "deploy.md"
+    blocks = _code_blocks(doc, "sh")
+    assert blocks
+    for block in blocks:
+        done = subprocess.run(
+            ["bash", "-n"], input=block, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    text = "\n".join(blocks)
+    kind_config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    assert kind_config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    assert kind_config["kind"] == "Cluster"
+    assert "kind create cluster --config kind-config.yaml" in text
+    assert f"--name {kind_config['name']}" in text
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    image = f"{values['image']['repository']}:{chart['appVersion']}"
+    assert f"docker build -t {image} ." in text
+    assert f"kind load docker-image {image}" in text
+    paths = re.findall(r"(?:-f|--patch-file|install \S+) ((?:charts|examples|docs)/[\w./-]+)", text)
+    assert len(paths) >= 4
+    for path in paths:
+        assert (ROOT / path).exists(), path
+    assert "pod-security.kubernetes.io/enforce=restricted" in text
+
+
+def test_deploy_doc_inline_manifests_match_the_crd_schema() -> None:
+    """The inline example of docs/deploy.md is read by the operator's own models."""
+    from backfill_operator.model import BackfillSpec, PartitionedJobSpec
+
+    (block,) = [b for b in _code_blocks(ROOT / "docs" / "deploy.md", "sh") if "<<'EOF'" in b]
+    manifest = block.split("<<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
+    docs = {d["kind"]: d for d in yaml.safe_load_all(manifest)}
+    PartitionedJobSpec.model_validate(docs["PartitionedJob"]["spec"])
+    BackfillSpec.model_validate(docs["Backfill"]["spec"])
+    assert docs["Backfill"]["spec"]["jobRef"]["name"] == docs["PartitionedJob"]["metadata"]["name"]

@@ -1,0 +1,43 @@
+"""The examples parse with the API models and select what their comments promise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from backfill_operator import planner
+from backfill_operator.model import BackfillSpec, PartitionedJobSpec, PartitionedJobStatus
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def load(name: str) -> tuple[PartitionedJobSpec, BackfillSpec]:
+    docs: list[dict[str, Any]] = list(yaml.safe_load_all((EXAMPLES / name).read_text()))
+    job = next(d for d in docs if d["kind"] == "PartitionedJob")
+    backfill = next(d for d in docs if d["kind"] == "Backfill")
+    assert backfill["spec"]["jobRef"]["name"] == job["metadata"]["name"]
+    return (
+        PartitionedJobSpec.model_validate(job["spec"]),
+        BackfillSpec.model_validate(backfill["spec"]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "count", "first", "last"),
+    [
+        ("sales-pipeline.yaml", 300, "2024-01-01", "2024-10-26"),
+        ("api-ingestion.yaml", 3, "2024-03-10", "2024-03-12"),
+        ("regions.yaml", 3, "us-east-1", "eu-central-1"),
+    ],
+)
+def test_example_selects(name: str, count: int, first: str, last: str) -> None:
+    job, spec = load(name)
+    preview = planner.preview(job, PartitionedJobStatus(), spec, NOW)
+    keys = [preview.selection.key(i) for i in preview.launch_order(spec.order)]
+    assert len(keys) == count
+    assert (keys[0], keys[-1]) == (first, last)
