@@ -17,7 +17,9 @@ Schedule semantics (the contract is ``docs/design.md``, "Partitions"):
   ``min(end, now)``.
 * Keys: ``YYYY-MM-DD`` when the schedule fires at most once per local day (one minute value
   and one hour value), else ``YYYY-MM-DDTHH:MM``, as wall time in the job's zone. A wall time
-  that occurs twice (DST fall-back) gets its UTC offset: ``2024-11-03T01:00-04:00``.
+  that occurs twice (DST fall-back) gets its UTC offset: ``2024-11-03T01:00-04:00`` (and the
+  minute form even for once-a-day schedules). So do occurrences croniter moves out of a
+  skipped day (:meth:`TimePartitions.format_key`). Keys are unique within a space.
 * ``range.from`` / ``range.to`` select ``from <= t_i <= to``; each is a key of the space (then
   it stands for that partition's ``t_i``) or a timestamp: ``2024-01-01``,
   ``2024-01-01T05:00[:00[.fff]]`` (wall time in the job's zone; an ambiguous or skipped wall
@@ -36,12 +38,13 @@ import json
 import re
 from array import array
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ._cronfast import CronSyntaxError, CronWalk
+from ._cronfast import Chunk, CronSyntaxError, CronWalk
 from .ranges import IndexSet
 
 __all__ = [
@@ -67,11 +70,19 @@ _MIN_YEAR = 1900
 _TIMESTAMP = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})"
     r"(?:[Tt ](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?)?"
-    r"(?:(?P<z>[Zz])|(?P<sign>[+-])(?P<oh>\d{2}):(?P<om>\d{2}))?)?"
+    r"(?:(?P<z>[Zz])|(?P<sign>[+-])(?P<oh>\d{2}):(?P<om>\d{2})(?::(?P<os>\d{2}))?)?)?"
 )
 _DATE_KEY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MINUTE_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 _OFFSET_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}[+-]\d{2}:\d{2}(?::\d{2})?")
+
+
+_TOO_MANY = (
+    f"the range selects more than {MAX_PARTITIONS} partitions (the limit); "
+    "narrow range.from/range.to or split the backfill"
+)
+#: A partition found by key: (global index, t_i, t_(i+1) or None), epoch seconds.
+_Hit = tuple[int, int, int | None]
 
 
 class PartitionError(ValueError):
@@ -100,7 +111,7 @@ def _epoch_floor(dt: datetime) -> int:
 
 
 def _utc(epoch: int) -> datetime:
-    return _EPOCH + timedelta(seconds=epoch)
+    return datetime.fromtimestamp(epoch, _UTC)
 
 
 def _format_offset(seconds: int) -> str:
@@ -135,10 +146,10 @@ def _parse_timestamp(text: str, tz: ZoneInfo) -> tuple[int, bool] | None:
     if m["z"]:
         return _epoch_floor(wall.replace(tzinfo=_UTC)), exact
     if m["sign"]:
-        oh, om = int(m["oh"]), int(m["om"])
-        if oh > 23 or om > 59:
+        oh, om, os = int(m["oh"]), int(m["om"]), int(m["os"] or 0)
+        if oh > 23 or om > 59 or os > 59:
             return None
-        offset = (oh * 3600 + om * 60) * (-1 if m["sign"] == "-" else 1)
+        offset = (oh * 3600 + om * 60 + os) * (-1 if m["sign"] == "-" else 1)
         return (wall - _EPOCH_NAIVE) // _SECOND - offset, exact
     return _epoch_floor(wall.replace(tzinfo=tz)), exact
 
@@ -202,6 +213,12 @@ class Selection:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Selection is immutable")
+
+    def __copy__(self) -> Selection:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Selection:
+        return self
 
     @property
     def space_fingerprint(self) -> str:
@@ -399,14 +416,14 @@ def _check_key_list(keys: Sequence[str]) -> None:
         seen.add(k)
 
 
-_ADJECTIVES = {
-    # (minute, hour, day-of-month, month, day-of-week) restricted to one value? -> adjective
-    (False, False, False, False, False): "minutely",
-    (True, False, False, False, False): "hourly",
-    (True, True, False, False, False): "daily",
-    (True, True, False, False, True): "weekly",
-    (True, True, True, False, False): "monthly",
-    (True, True, True, True, False): "yearly",
+_ADJECTIVES: dict[tuple[str, ...], str] = {
+    # Shape of (minute, hour, day-of-month, month, day-of-week): "*" unrestricted, "1" one value.
+    ("*", "*", "*", "*", "*"): "minutely",
+    ("1", "*", "*", "*", "*"): "hourly",
+    ("1", "1", "*", "*", "*"): "daily",
+    ("1", "1", "*", "*", "1"): "weekly",
+    ("1", "1", "1", "*", "*"): "monthly",
+    ("1", "1", "1", "1", "*"): "yearly",
 }
 
 
@@ -482,26 +499,42 @@ class TimePartitions(PartitionSpace):
         self._last_index: int | bool | None = False  # False: not computed yet
         self.fingerprint = _fingerprint("schedule", self.cron.lower(), tz.key, str(t0))
         self.granularity = "date" if self._walk.once_a_day else "minute"
+        minute, hour = self._walk.expanded[0][0], self._walk.expanded[1][0]
+        #: The (hour, minute) a once-a-day schedule fires at; an earlier wall time on a date
+        #: means croniter moved the occurrence there out of a skipped day (see format_key).
+        self._time_of_day: tuple[int, int] = (hour, minute) if self._walk.once_a_day else (0, 0)
 
     # ------------------------------------------------------------------------------ keys
 
     def describe(self) -> str:
         """Return e.g. ``hourly schedule "0 * * * *" in America/New_York``."""
         shape = tuple(
-            len(f) == 1 and f[0] != "*" for f in self._walk.expanded
-        )  # single value per field
-        adjective = _ADJECTIVES.get((shape[0], shape[1], shape[2], shape[3], shape[4]))
+            "*" if f == ["*"] else "1" if len(f) == 1 and isinstance(f[0], int) else "n"
+            for f in self._walk.expanded
+        )
+        adjective = _ADJECTIVES.get(shape)
         prefix = f"{adjective} " if adjective and self._walk.fast else ""
         return f'{prefix}schedule "{self.cron}" in {self.time_zone}'
 
     def format_key(self, epoch: int) -> str:
-        """Return the key of the occurrence at ``epoch`` (seconds); see the module doc."""
+        """Return the key of the occurrence at ``epoch`` (seconds); see the module doc.
+
+        For once-a-day schedules the key is the local date, except for an ambiguous wall
+        time (minute and offset) and for an occurrence croniter moved past midnight out of a
+        skipped day, whose wall time is earlier than the schedule's (minute; this happens
+        when a zone skips a whole day, e.g. Pacific/Apia on 2011-12-30, where croniter fires
+        at 2011-12-31T00:00 for the 30th and again at the usual time on the 31st).
+        """
         local = datetime.fromtimestamp(epoch, self._tz)
         offset = local.utcoffset()
         assert offset is not None
         ambiguous = local.replace(fold=1 - local.fold).utcoffset() != offset
         text = f"{local.year:04d}-{local.month:02d}-{local.day:02d}"
-        if self.granularity == "date" and not ambiguous:
+        if (
+            self.granularity == "date"
+            and not ambiguous
+            and (local.hour, local.minute) >= self._time_of_day
+        ):
             return text
         text += f"T{local.hour:02d}:{local.minute:02d}"
         if ambiguous:
@@ -512,9 +545,10 @@ class TimePartitions(PartitionSpace):
         return self.format_key(start)
 
     def _key_window(self, key: str) -> tuple[int, int] | None:
-        """Return the instants ``[lo, hi)`` the occurrence a key names must lie in, or None.
+        """Return instants ``[lo, hi)`` the occurrence a key names lies in, or None.
 
-        None when ``key`` does not have the shape of a key or names no valid wall time.
+        None when ``key`` does not have the shape of a key of this space (dates only for
+        once-a-day schedules) or names no valid wall time.
         """
         tz = self._tz
         if _OFFSET_KEY.fullmatch(key):
@@ -530,7 +564,7 @@ class TimePartitions(PartitionSpace):
                 return None  # skipped or repeated wall time: not a key without an offset
             at = _epoch_floor(a)
             return at, at + 1
-        if _DATE_KEY.fullmatch(key):
+        if self.granularity == "date" and _DATE_KEY.fullmatch(key):
             try:
                 day = date.fromisoformat(key)
             except ValueError:
@@ -539,41 +573,63 @@ class TimePartitions(PartitionSpace):
                 return None
             midnight = datetime(day.year, day.month, day.day)
             nxt = midnight + timedelta(days=1)
+            # Both readings of a skipped or repeated midnight: the window may be a little
+            # wide; the caller matches keys exactly.
             lo = min(_epoch_floor(midnight.replace(tzinfo=tz, fold=f)) for f in (0, 1))
-            hi = min(_epoch_floor(nxt.replace(tzinfo=tz, fold=f)) for f in (0, 1))
+            hi = max(_epoch_floor(nxt.replace(tzinfo=tz, fold=f)) for f in (0, 1))
             return lo, hi
         return None
 
     # ----------------------------------------------------------------------------- walks
 
-    def _locate(self, targets: Sequence[int]) -> list[tuple[int, int, int | None] | None]:
-        """For ascending epoch seconds, find the first occurrence at or after each.
+    def _find(self, wanted: Sequence[tuple[int, int, str]]) -> list[_Hit | None]:
+        """Find partitions by key, given each key's window, in one walk.
 
-        Returns, per target, ``(index, t_i, t_(i+1))`` (``t_(i+1)`` None when there is no
-        next occurrence), or None when no occurrence follows. O(days walked + targets).
+        ``wanted`` holds ``(lo, hi, key)`` sorted by ``lo``: the occurrence named ``key``
+        must lie in ``[lo, hi)``. Returns, per entry, ``(index, t_i, t_(i+1))`` of the
+        occurrence in the window whose key is exactly ``key`` (``t_(i+1)`` None when no
+        occurrence follows), or None. O(days walked + occurrences in the windows).
         """
-        out: list[tuple[int, int, int | None] | None] = []
+        out: list[_Hit | None] = []
         chunks = self._walk.chunks(self._t0)
-        cur = next(chunks, None)
-        nxt = next(chunks, None) if cur is not None else None
-        index = 0
-        for x in targets:
-            while cur is not None and cur[0] + cur[1][-1] < x:
-                index += len(cur[1]) - cur[2]
-                cur, nxt = nxt, (next(chunks, None) if nxt is not None else None)
-            if cur is None:
+        buf: deque[Chunk] = deque()
+        first_index = 0  # global index of buf[0]'s first occurrence
+
+        def fill() -> bool:
+            chunk = next(chunks, None)
+            if chunk is None:
+                return False
+            buf.append(chunk)
+            return True
+
+        for lo, hi, key in wanted:
+            while (buf or fill()) and buf[0][0] + buf[0][1][-1] < lo:
+                first_index += len(buf[0][1]) - buf[0][2]
+                buf.popleft()
+            if not buf:
                 out.append(None)
                 continue
-            base, secs, lo = cur
-            k = bisect_left(secs, x - base, lo)
-            t = base + secs[k]
-            if k + 1 < len(secs):
-                t_next: int | None = base + secs[k + 1]
-            elif nxt is not None:
-                t_next = nxt[0] + nxt[1][nxt[2]]
-            else:
-                t_next = None
-            out.append((index + k - lo, t, t_next))
+            base, secs, start = buf[0]
+            k = bisect_left(secs, lo - base, start)
+            index = first_index + k - start
+            pos = 0  # position in buf
+            hit: _Hit | None = None
+            while hit is None:
+                t = buf[pos][0] + buf[pos][1][k]
+                if t >= hi:
+                    break
+                k += 1
+                if k == len(buf[pos][1]):
+                    pos += 1
+                    if pos == len(buf) and not fill():
+                        if self.format_key(t) == key:
+                            hit = (index, t, None)
+                        break
+                    k = buf[pos][2]
+                if self.format_key(t) == key:
+                    hit = (index, t, buf[pos][0] + buf[pos][1][k])
+                index += 1
+            out.append(hit)
         return out
 
     def last_index(self) -> int | None:
@@ -623,14 +679,10 @@ class TimePartitions(PartitionSpace):
         """
         # Only a date key of a once-a-day schedule stands for a t_i other than its timestamp
         # reading (a minute key names its own wall time; an offset key its own instant).
-        window = (
-            self._key_window(text)
-            if self.granularity == "date" and _DATE_KEY.fullmatch(text)
-            else None
-        )
+        window = self._key_window(text) if _DATE_KEY.fullmatch(text) else None
         if window is not None and window[0] <= self._bound:
-            found = self._locate([window[0]])[0]
-            if found is not None and found[1] < window[1] and self.format_key(found[1]) == text:
+            found = self._find([(window[0], window[1], text)])[0]
+            if found is not None:
                 return found[1], True
         parsed = _parse_timestamp(text, self._tz)
         if parsed is None:
@@ -650,12 +702,13 @@ class TimePartitions(PartitionSpace):
         from_epoch = self._t0
         if from_ is not None:
             at, exact = self._resolve_bound(from_, "range.from")
-            from_epoch = max(from_epoch, at + (0 if exact else 1))
+            from_epoch = at + (0 if exact else 1)
         to_epoch = self._bound
         if to is not None:
             to_epoch, _ = self._resolve_bound(to, "range.to")
         if from_ is not None and to is not None and from_epoch > to_epoch:
             raise PartitionError(f'range.from "{from_}" is after range.to "{to}"')
+        from_epoch = max(from_epoch, self._t0)
         limit = min(to_epoch, self._bound)
         times: array[int] = array("q")
         first_index: int | None = None
@@ -676,7 +729,7 @@ class TimePartitions(PartitionSpace):
                     break
                 hi = bisect_right(secs, limit - base, lo)
                 if len(times) + hi - lo > cap:
-                    raise PartitionError(self._too_many(from_, to))
+                    raise PartitionError(_TOO_MANY)
                 if len(secs) == 1:
                     times.append(base + secs[0])
                 else:
@@ -686,7 +739,7 @@ class TimePartitions(PartitionSpace):
                     break
         if terminal is not None and terminal <= self._bound:
             if len(times) + 1 > cap:
-                raise PartitionError(self._too_many(from_, to))
+                raise PartitionError(_TOO_MANY)
             times.append(terminal)
         count = len(times) - 1
         if count <= 0 or first_index is None:
@@ -701,12 +754,6 @@ class TimePartitions(PartitionSpace):
             indices=IndexSet.from_range(first_index, first_index + count - 1),
             key_format=self._key_format,
             starts=times,
-        )
-
-    def _too_many(self, from_: str | None, to: str | None) -> str:
-        return (
-            f"the range selects more than {MAX_PARTITIONS} partitions (the limit); "
-            "narrow range.from/range.to or split the backfill"
         )
 
     def select_keys(self, keys: Sequence[str]) -> Selection:
@@ -727,11 +774,11 @@ class TimePartitions(PartitionSpace):
             else:
                 windows.append((window[0], window[1], pos))
         windows.sort()
-        found = self._locate([w[0] for w in windows])
+        found = self._find([(lo, hi, keys[pos]) for lo, hi, pos in windows])
         rows: list[tuple[int, int, int]] = []  # (index, start, end)
-        for (_lo, w_hi, pos), hit in zip(windows, found, strict=True):
+        for (_lo, _hi, pos), hit in zip(windows, found, strict=True):
             key = keys[pos]
-            if hit is None or hit[1] >= w_hi or self.format_key(hit[1]) != key:
+            if hit is None:
                 bad.append((pos, self._not_a_partition(key)))
             elif hit[2] is None or hit[2] > self._bound:
                 bad.append((pos, self._not_complete(key)))

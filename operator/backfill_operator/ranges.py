@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["MAX_INDEX", "IndexSet", "iter_complement"]
 
@@ -84,6 +84,15 @@ class IndexSet:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("IndexSet is immutable")
+
+    def __copy__(self) -> IndexSet:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> IndexSet:
+        return self
+
+    def __reduce__(self) -> tuple[Callable[[str], IndexSet], tuple[str]]:
+        return (IndexSet.parse, (self.format(),))
 
     @classmethod
     def _make(cls, starts: array[int], ends: array[int]) -> IndexSet:
