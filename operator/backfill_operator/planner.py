@@ -619,7 +619,7 @@ def _phase_and_conditions(
     if spec.suspend:
         msg = "suspended: launching nothing new"
         if active:
-            msg += f"; {active} running Jobs finish"
+            msg += "; 1 running Job finishes" if active == 1 else f"; {active} running Jobs finish"
         return trio(
             Phase.SUSPENDED,
             (False, Reason.SUSPENDED, msg),

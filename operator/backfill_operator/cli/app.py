@@ -1,0 +1,539 @@
+"""The ``kubectl backfill`` command line (Typer) and :func:`main`, the console script.
+
+kubectl runs any executable named ``kubectl-backfill`` on ``PATH`` as ``kubectl backfill``,
+passing the remaining arguments through. The global flags kubectl users expect
+(``--kubeconfig``, ``--context``, ``-n/--namespace``, and ``-A`` for ``list``) are accepted
+before the command and after it. Each command is a thin wrapper around :mod:`.ops`.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..model import MAX_CONCURRENCY, MAX_RETRIES, Order, Reprocess
+from . import ops, render
+from .client import Target
+from .errors import EXIT_FAILED, EXIT_USAGE, CliError
+
+PROG = "kubectl backfill"
+GLOBAL = "Global flags"
+
+app = typer.Typer(
+    name="kubectl-backfill",
+    help=(
+        "Run and follow backfills of PartitionedJobs: one Job per partition, under a "
+        "concurrency limit (backfill-operator)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class OrderFlag(enum.StrEnum):
+    """``--order`` values."""
+
+    OLDEST_FIRST = "oldest-first"
+    NEWEST_FIRST = "newest-first"
+
+    def to_model(self) -> Order:
+        """Return the API value."""
+        return Order.NEWEST_FIRST if self is OrderFlag.NEWEST_FIRST else Order.OLDEST_FIRST
+
+
+class ReprocessFlag(enum.StrEnum):
+    """``--reprocess`` values."""
+
+    MISSING = "missing"
+    FAILED = "failed"
+    ALL = "all"
+
+    def to_model(self) -> Reprocess:
+        """Return the API value."""
+        return {"missing": Reprocess.MISSING, "failed": Reprocess.FAILED, "all": Reprocess.ALL}[
+            self.value
+        ]
+
+
+class PlanOutput(enum.StrEnum):
+    """``plan -o`` values."""
+
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+    NAME = "name"
+
+
+class StatusOutput(enum.StrEnum):
+    """``status -o`` values."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+class ListOutput(enum.StrEnum):
+    """``list -o`` values."""
+
+    TABLE = "table"
+    JSON = "json"
+    NAME = "name"
+
+
+@dataclass(frozen=True)
+class Globals:
+    """Global flags given before the command."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    all_namespaces: bool = False
+
+
+KubeconfigFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+        rich_help_panel=GLOBAL,
+        show_default=False,
+    ),
+]
+ContextFlag = Annotated[
+    str | None,
+    typer.Option("--context", help="The kubeconfig context to use.", rich_help_panel=GLOBAL),
+]
+NamespaceFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace",
+        "-n",
+        help="Namespace (default: the context's namespace, else default).",
+        rich_help_panel=GLOBAL,
+    ),
+]
+AllNamespacesFlag = Annotated[
+    bool,
+    typer.Option(
+        "--all-namespaces", "-A", help="list: Backfills of every namespace.", rich_help_panel=GLOBAL
+    ),
+]
+YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+IntervalFlag = Annotated[
+    float,
+    typer.Option("--interval", min=0.1, help="Seconds between two reads when following."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            version = metadata.version("backfill-operator")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        typer.echo(f"kubectl-backfill {version}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+    all_namespaces: AllNamespacesFlag = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version, help="Print the version."),
+    ] = False,
+) -> None:
+    """Run and follow backfills of PartitionedJobs (backfill-operator's kubectl plugin).
+
+    Exit codes: 0 success; 1 partitions failed (with --wait or status -w), a declined
+    prompt, or no log; 2 usage or input errors; 3 the cluster cannot be used.
+    """
+    ctx.obj = Globals(kubeconfig, context, namespace, all_namespaces)
+
+
+def _session(
+    ctx: typer.Context,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    *,
+    all_namespaces_ok: bool = False,
+) -> ops.Session:
+    """Merge the global flags given before and after the command into a Session."""
+    g = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    if g.all_namespaces and not all_namespaces_ok:
+        raise CliError("-A/--all-namespaces applies to list only")
+    target = Target(
+        kubeconfig=kubeconfig or g.kubeconfig,
+        context=context or g.context,
+        namespace=namespace or g.namespace,
+    )
+    return ops.Session(
+        target=target,
+        out=Console(highlight=False, soft_wrap=True),
+        err=Console(stderr=True, highlight=False, soft_wrap=True),
+        interactive=sys.stdin.isatty(),
+    )
+
+
+def _check_name(name: str | None) -> None:
+    if name is not None:
+        problem = render.name_problem(name)
+        if problem is not None:
+            raise CliError(f"--name: {problem}")
+
+
+FromFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="First partition (inclusive): a key or a timestamp, e.g. 2024-01-01 or "
+        "2024-01-01T05:00 (the job's time zone) or RFC 3339.",
+        show_default=False,
+    ),
+]
+ToFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--to",
+        help="Last partition (inclusive); default: the last complete one.",
+        show_default=False,
+    ),
+]
+PartitionsFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--partitions",
+        help="Comma-separated partition keys, instead of --from/--to.",
+        show_default=False,
+    ),
+]
+OrderOpt = Annotated[OrderFlag, typer.Option("--order", help="Launch order.", case_sensitive=False)]
+ReprocessOpt = Annotated[
+    ReprocessFlag,
+    typer.Option(
+        "--reprocess",
+        help="missing: only partitions without a recorded outcome; failed: also those that "
+        "failed last; all: every selected partition.",
+        case_sensitive=False,
+    ),
+]
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="The PartitionedJob to run.", show_default=False)],
+    from_: FromFlag = None,
+    to: ToFlag = None,
+    partitions: PartitionsFlag = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(min=1, max=MAX_CONCURRENCY, help="At most this many Jobs at once."),
+    ] = 10,
+    order: OrderOpt = OrderFlag.OLDEST_FIRST,
+    reprocess: ReprocessOpt = ReprocessFlag.MISSING,
+    retries: Annotated[
+        int,
+        typer.Option(min=0, max=MAX_RETRIES, help="Extra attempts per failed partition."),
+    ] = 0,
+    retry_backoff: Annotated[
+        int,
+        typer.Option(min=0, help="Seconds before the first retry (doubling after each)."),
+    ] = 10,
+    max_failed: Annotated[
+        int | None,
+        typer.Option(
+            "--max-failed", min=1, help="Stop launching once this many partitions failed."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Backfill name (default: <job>-<YYYYMMDD>-<4 hex>).", show_default=False),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Create a dry-run Backfill: the operator writes the plan into its status and "
+            "launches nothing. (`plan` previews without creating anything.)",
+        ),
+    ] = False,
+    yes: YesFlag = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the Backfill until it ends (exit 1 if failed).")
+    ] = False,
+    interval: IntervalFlag = ops.DEFAULT_INTERVAL_SECONDS,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Preview the partitions, ask, then create a Backfill (and with --wait, follow it)."""
+    _check_name(name)
+    spec = ops.build_spec(
+        job=job,
+        from_=from_,
+        to=to,
+        partitions=ops.parse_keys(partitions) if partitions is not None else None,
+        concurrency=concurrency,
+        order=order.to_model(),
+        reprocess=reprocess.to_model(),
+        retries=retries,
+        retry_backoff_seconds=retry_backoff,
+        max_failed=max_failed,
+        dry_run=dry_run,
+    )
+    session = _session(ctx, kubeconfig, context, namespace)
+    return ops.create(session, spec, name=name, yes=yes, wait=wait, interval=interval)
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="The PartitionedJob.", show_default=False)],
+    from_: FromFlag = None,
+    to: ToFlag = None,
+    partitions: PartitionsFlag = None,
+    order: OrderOpt = OrderFlag.OLDEST_FIRST,
+    reprocess: ReprocessOpt = ReprocessFlag.MISSING,
+    output: Annotated[
+        PlanOutput, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)
+    ] = PlanOutput.TABLE,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Show the partitions a Backfill would run, in launch order; creates nothing."""
+    spec = ops.build_spec(
+        job=job,
+        from_=from_,
+        to=to,
+        partitions=ops.parse_keys(partitions) if partitions is not None else None,
+        concurrency=1,
+        order=order.to_model(),
+        reprocess=reprocess.to_model(),
+        retries=0,
+        retry_backoff_seconds=10,
+        max_failed=None,
+        dry_run=False,
+    )
+    session = _session(ctx, kubeconfig, context, namespace)
+    return ops.plan(session, spec, str(output))
+
+
+BackfillArg = Annotated[str, typer.Argument(help="The Backfill.", show_default=False)]
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    name: BackfillArg,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w", help="Follow until the Backfill ends (exit 1 if it failed)."),
+    ] = False,
+    output: Annotated[
+        StatusOutput,
+        typer.Option("--output", "-o", help="Output format.", case_sensitive=False),
+    ] = StatusOutput.TEXT,
+    interval: IntervalFlag = ops.DEFAULT_INTERVAL_SECONDS,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Progress, counts, rate and ETA, and a grid of partitions coloured by state."""
+    session = _session(ctx, kubeconfig, context, namespace)
+    return ops.status(session, name, watch=watch, output=str(output), interval=interval)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    all_namespaces: AllNamespacesFlag = False,
+    output: Annotated[
+        ListOutput, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)
+    ] = ListOutput.TABLE,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """List Backfills: phase, progress, failures, age."""
+    session = _session(ctx, kubeconfig, context, namespace, all_namespaces_ok=True)
+    g = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    return ops.list_backfills(
+        session, all_namespaces=all_namespaces or g.all_namespaces, output=str(output)
+    )
+
+
+@app.command()
+def suspend(
+    ctx: typer.Context,
+    name: BackfillArg,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Launch nothing new (spec.suspend: true); running Jobs finish."""
+    return ops.set_suspend(_session(ctx, kubeconfig, context, namespace), name, True)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    name: BackfillArg,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Launch again (spec.suspend: false)."""
+    return ops.set_suspend(_session(ctx, kubeconfig, context, namespace), name, False)
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    name: BackfillArg,
+    yes: YesFlag = False,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Ask, then delete the Backfill; its Jobs are stopped by garbage collection."""
+    return ops.cancel(_session(ctx, kubeconfig, context, namespace), name, yes=yes)
+
+
+@app.command("retry-failed")
+def retry_failed(
+    ctx: typer.Context,
+    name: BackfillArg,
+    new_name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Name of the new Backfill (default: <name>-retry-<4 hex>).",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_CONCURRENCY, help="Default: the original's."),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(min=0, max=MAX_RETRIES, help="Default: the original's."),
+    ] = None,
+    yes: YesFlag = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the new Backfill until it ends.")
+    ] = False,
+    interval: IntervalFlag = ops.DEFAULT_INTERVAL_SECONDS,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Create a new Backfill of exactly the partitions that failed (reprocess: All)."""
+    _check_name(new_name)
+    session = _session(ctx, kubeconfig, context, namespace)
+    return ops.retry_failed(
+        session,
+        name,
+        new_name=new_name,
+        concurrency=concurrency,
+        retries=retries,
+        yes=yes,
+        wait=wait,
+        interval=interval,
+    )
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    name: BackfillArg,
+    partition: Annotated[
+        str, typer.Option("--partition", "-p", help="Partition key.", show_default=False)
+    ],
+    attempt: Annotated[
+        int | None, typer.Option(min=1, help="Attempt (default: the latest).")
+    ] = None,
+    container: Annotated[
+        str | None, typer.Option("--container", "-c", help="Container (default: all).")
+    ] = None,
+    tail: Annotated[int | None, typer.Option(min=0, help="Last lines only.")] = None,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Print the log of the pod that ran a partition (or say why there is none)."""
+    session = _session(ctx, kubeconfig, context, namespace)
+    return ops.logs(session, name, key=partition, attempt=attempt, container=container, tail=tail)
+
+
+def _print_error(message: str) -> None:
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if console.is_terminal:
+        console.print(f"[bold red]error:[/] {escape(message)}")
+    else:
+        console.print(f"error: {message}", markup=False)
+
+
+def _parser_error(exc: Exception) -> int | None:
+    """Handle an error of Typer's command-line parser (click's ClickException family).
+
+    Typer vendors click in recent versions, so the classes are recognised by their shape
+    (``exit_code`` and ``format_message``), not imported. Returns the exit code, or None when
+    ``exc`` is not such an error.
+    """
+    code = getattr(exc, "exit_code", None)
+    format_message = getattr(exc, "format_message", None)
+    if not isinstance(code, int) or not callable(format_message):
+        return None
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return 0  # the help was printed already
+    _print_error(str(format_message()))
+    if code == EXIT_USAGE:
+        ctx = getattr(exc, "ctx", None)
+        path = getattr(ctx, "command_path", None) or PROG
+        print(f"See '{path} --help' for usage.", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kubectl backfill`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    A :class:`~.errors.CliError` prints ``error: <message>`` on one line (no traceback); a
+    usage error prints kubectl's two lines (``error: ...`` and ``See '... --help'``) and
+    returns 2; a declined or interrupted prompt returns 1; Ctrl-C returns 130.
+    """
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name=PROG,
+            standalone_mode=False,
+        )
+    except CliError as exc:
+        _print_error(exc.message)
+        return exc.exit_code
+    except typer.Abort:
+        print("\nAborted.", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        code = _parser_error(exc)
+        if code is None:
+            raise
+        return code
+    return result if isinstance(result, int) else 0

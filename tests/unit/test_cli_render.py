@@ -1,0 +1,640 @@
+"""kubectl backfill, pure parts: names, progress and ETA, the partition grid, previews, tables,
+and command-line errors that never need a cluster (exit 2 / 3)."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console, RenderableType
+
+from backfill_operator import planner
+from backfill_operator.cli import app, render
+from backfill_operator.model import (
+    BackfillSpec,
+    BackfillStatus,
+    PartitionedJobSpec,
+    PartitionedJobStatus,
+    PartitionLedger,
+)
+from backfill_operator.ranges import IndexSet
+
+NOW = datetime(2024, 11, 1, 12, 0, tzinfo=UTC)
+DNS = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+TEMPLATE: dict[str, Any] = {
+    "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}
+}
+
+
+def text_of(renderable: RenderableType, width: int = 100) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None, highlight=False, soft_wrap=True).print(
+        renderable
+    )
+    return buffer.getvalue()
+
+
+def daily_job() -> PartitionedJobSpec:
+    return PartitionedJobSpec.model_validate(
+        {
+            "partitions": {"schedule": {"cron": "0 0 * * *", "start": "2024-01-01"}},
+            "jobTemplate": TEMPLATE,
+        }
+    )
+
+
+def backfill_spec(**kw: Any) -> BackfillSpec:
+    base: dict[str, Any] = {"jobRef": {"name": "sales"}, "range": {"from": "2024-01-01"}}
+    base.update(kw)
+    return BackfillSpec.model_validate(base)
+
+
+# ---------------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        ("sales-pipeline", "sales-pipeline-20241101-3f2a"),
+        ("Sales_Pipeline", "sales-pipeline-20241101-3f2a"),
+        ("x" * 80, "x" * 49 + "-20241101-3f2a"),
+        ("---", "backfill-20241101-3f2a"),
+        ("a.b", "a.b-20241101-3f2a"),
+    ],
+)
+def test_default_name(job: str, expected: str) -> None:
+    name = render.default_name(job, NOW, "3f2a")
+    assert name == expected
+    assert len(name) <= 63
+    assert DNS.fullmatch(name)
+    assert render.name_problem(name) is None
+
+
+@given(st.text(min_size=0, max_size=300), st.text("0123456789abcdef", min_size=4, max_size=4))
+def test_default_name_is_always_a_valid_name(job: str, token: str) -> None:
+    name = render.default_name(job, NOW, token)
+    assert render.name_problem(name) is None
+    assert name.endswith(f"-20241101-{token}")
+
+
+def test_derived_name_keeps_the_suffix() -> None:
+    name = render.derived_name("a" * 70, "retry-00ff")
+    assert name.endswith("-retry-00ff") and len(name) == 63
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("ok-name", None),
+        ("a", None),
+        ("", "cannot be empty"),
+        ("Upper", "not a valid Backfill name"),
+        ("-lead", "not a valid Backfill name"),
+        ("trail-", "not a valid Backfill name"),
+        ("under_score", "not a valid Backfill name"),
+        ("x" * 64, "at most 63"),
+    ],
+)
+def test_name_problem(name: str, problem: str | None) -> None:
+    found = render.name_problem(name)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+def test_flag_message_names_the_flags() -> None:
+    assert render.flag_message('range.from "x" is after range.to "y"') == (
+        '--from "x" is after --to "y"'
+    )
+
+
+# ------------------------------------------------------------------------------ durations
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-3, "0s"),
+        (0.4, "0s"),
+        (12, "12s"),
+        (59.6, "1m 00s"),
+        (245, "4m 05s"),
+        (7380, "2h 03m"),
+        (3 * 86400 + 4 * 3600, "3d 04h"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert render.format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(45, "45s"), (119, "119s"), (120, "2m"), (7199, "119m"), (7200, "2h"), (3 * 86400, "3d")],
+)
+def test_format_age(seconds: float, text: str) -> None:
+    assert render.format_age(seconds) == text
+
+
+# ------------------------------------------------------------------------------- progress
+
+
+def status_of(**kw: Any) -> BackfillStatus:
+    return BackfillStatus.model_validate(kw)
+
+
+def test_progress_rate_and_eta() -> None:
+    status = status_of(
+        phase="Running",
+        counts={"total": 100, "succeeded": 18, "failed": 2, "running": 10, "pending": 70},
+        startTime="2024-11-01T11:58:00Z",
+    )
+    p = render.progress_of(status, NOW)
+    assert p.elapsed_seconds == 120
+    assert p.rate_per_minute == pytest.approx(10.0)  # 20 finished in 2 minutes
+    assert p.eta_seconds == pytest.approx(8 * 60)  # 80 remaining at 10/min
+    assert p.done == 20 and p.fraction == pytest.approx(0.2)
+
+
+def test_progress_unknown_rate_before_anything_finished() -> None:
+    status = status_of(
+        phase="Running", counts={"total": 5, "running": 5}, startTime="2024-11-01T11:59:50Z"
+    )
+    p = render.progress_of(status, NOW)
+    assert p.rate_per_minute is None and p.eta_seconds is None
+
+
+def test_progress_finished_uses_completion_time() -> None:
+    status = status_of(
+        phase="Failed",
+        counts={"total": 4, "succeeded": 3, "failed": 1},
+        startTime="2024-11-01T11:00:00Z",
+        completionTime="2024-11-01T11:02:00Z",
+    )
+    p = render.progress_of(status, NOW)
+    assert p.elapsed_seconds == 120 and p.eta_seconds == 0
+    assert p.rate_per_minute == pytest.approx(2.0)
+
+
+def test_skipped_count_as_done_but_not_in_the_rate() -> None:
+    status = status_of(
+        phase="Running",
+        counts={"total": 10, "succeeded": 1, "skipped": 5, "pending": 4},
+        startTime="2024-11-01T11:59:00Z",
+    )
+    p = render.progress_of(status, NOW)
+    assert p.done == 6 and p.rate_per_minute == pytest.approx(1.0)
+    assert p.eta_seconds == pytest.approx(4 * 60)
+
+
+def test_format_rate() -> None:
+    assert render.format_rate(None) == "-"
+    assert render.format_rate(12.34) == "12.3 partitions/min"
+    assert render.format_rate(0.5) == "30.0 partitions/h"
+
+
+@pytest.mark.parametrize(
+    ("counts", "width", "expected"),
+    [
+        ({"total": 10, "succeeded": 5, "pending": 5}, 12, "[#####.....]"),
+        (
+            {"total": 10, "succeeded": 2, "failed": 1, "running": 2, "pending": 5},
+            12,
+            "[##X>>.....]",
+        ),
+        ({"total": 1000, "succeeded": 1, "pending": 999}, 12, "[#.........]"),
+        ({"total": 0}, 12, "[..........]"),
+        ({"total": 3, "succeeded": 3}, 12, "[##########]"),
+    ],
+)
+def test_progress_bar_plain(counts: dict[str, int], width: int, expected: str) -> None:
+    p = render.progress_of(status_of(counts=counts), NOW)
+    assert render.progress_bar(p, width, color=False).plain == expected
+
+
+def test_progress_bar_colour_is_as_wide_as_asked() -> None:
+    p = render.progress_of(status_of(counts={"total": 7, "succeeded": 3, "pending": 4}), NOW)
+    bar = render.progress_bar(p, 30, color=True)
+    assert bar.plain == "━" * 30
+    assert {str(span.style) for span in bar.spans} >= {"green", "bright_black"}
+
+
+# ----------------------------------------------------------------------------------- grid
+
+
+def test_positions_map_global_indices_to_ranks() -> None:
+    selection = IndexSet.parse("10-14,20-24")
+    assert str(render.positions(selection, IndexSet.parse("11,20-21,30"))) == "1,5-6"
+    assert str(render.positions(selection, IndexSet.parse("14,20"))) == "4-5"
+    assert str(render.positions(selection, IndexSet())) == ""
+
+
+def test_grid_one_cell_per_partition() -> None:
+    selection = IndexSet.parse("0-5")
+    sets = {
+        "succeeded": IndexSet.parse("0-1"),
+        "failed": IndexSet.parse("2"),
+        "running": IndexSet.parse("3"),
+        "skipped": IndexSet.parse("4"),
+    }
+    cells, size = render.grid_cells(selection, sets, max_cells=100)
+    assert size == 1
+    assert [c.state for c in cells] == [
+        "succeeded",
+        "succeeded",
+        "failed",
+        "running",
+        "skipped",
+        "pending",
+    ]
+
+
+def test_grid_buckets_when_the_selection_is_large() -> None:
+    selection = IndexSet.parse("0-99")
+    sets = {
+        "succeeded": IndexSet.parse("0-49"),
+        "failed": IndexSet.parse("75"),
+        "running": IndexSet.parse("60"),
+        "skipped": IndexSet.parse("50-54"),
+    }
+    cells, size = render.grid_cells(selection, sets, max_cells=10)
+    assert size == 10 and len(cells) == 10
+    assert [c.state for c in cells] == [
+        "succeeded",
+        "succeeded",
+        "succeeded",
+        "succeeded",
+        "succeeded",
+        "partial",
+        "running",
+        "failed",
+        "pending",
+        "pending",
+    ]
+    assert (cells[0].first, cells[0].last, cells[-1].last) == (0, 9, 99)
+
+
+def test_grid_of_a_million_partitions_stays_small() -> None:
+    selection = IndexSet.from_range(5, 1_000_004)
+    sets = {"succeeded": IndexSet.from_range(5, 500_004)}
+    cells, size = render.grid_cells(selection, sets, max_cells=2000)
+    assert len(cells) == 2000 and size == 500
+    assert cells[999].state == "succeeded" and cells[1000].state == "pending"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sets(st.integers(0, 300), min_size=1, max_size=120),
+    st.lists(st.sampled_from(["succeeded", "failed", "running", "skipped", None]), max_size=120),
+)
+def test_grid_cells_match_each_partition(members: set[int], states: list[str | None]) -> None:
+    ordered = sorted(members)
+    assigned = dict(zip(ordered, states, strict=False))
+    sets = {
+        s: IndexSet.from_indices(i for i, x in assigned.items() if x == s)
+        for s in ("succeeded", "failed", "running", "skipped")
+    }
+    cells, size = render.grid_cells(IndexSet.from_indices(members), sets, max_cells=1000)
+    assert size == 1
+    assert [c.state for c in cells] == [assigned.get(i) or "pending" for i in ordered]
+
+
+def test_render_grid_rows_are_labelled_with_their_first_key() -> None:
+    cells = [render.Cell(i, i, "succeeded" if i < 12 else "pending") for i in range(25)]
+    keys = [f"2024-01-{d:02d}" for d in range(1, 26)]
+    out = text_of(render.render_grid(cells, 1, keys.__getitem__, 10, color=False))
+    assert out.splitlines() == [
+        "2024-01-01 ##########",
+        "2024-01-11 ##........",
+        "2024-01-21 .....",
+        "# succeeded  X failed  > running  . pending  s skipped",
+    ]
+
+
+def test_render_grid_legend_says_what_a_cell_stands_for() -> None:
+    cells = [render.Cell(0, 9, "partial")]
+    out = text_of(render.render_grid(cells, 10, lambda _: "k", 10, color=False))
+    assert "+ partial" in out and "(one cell = 10 partitions)" in out
+
+
+def test_grid_columns() -> None:
+    assert render.grid_columns(80, 10) == 69
+    assert render.grid_columns(300, 10) == render.GRID_MAX_COLUMNS
+    assert render.grid_columns(10, 30) == 8
+
+
+# -------------------------------------------------------------------------------- preview
+
+
+def test_preview_shows_counts_skips_and_both_ends_in_launch_order() -> None:
+    spec = backfill_spec(range={"from": "2024-01-01", "to": "2024-01-31"}, order="NewestFirst")
+    job_status = PartitionedJobStatus(
+        partitioning=planner.build_space(daily_job(), NOW).fingerprint,
+        ledger=PartitionLedger(succeeded="0-2"),
+    )
+    preview = planner.preview(daily_job(), job_status, spec, NOW)
+    head, tail = render.launch_sample(preview, spec.order)
+    assert head == ["2024-01-31", "2024-01-30", "2024-01-29", "2024-01-28", "2024-01-27"]
+    assert tail == ["2024-01-08", "2024-01-07", "2024-01-06", "2024-01-05", "2024-01-04"]
+    out = text_of(
+        render.render_preview(
+            job="sales",
+            namespace="ns",
+            description="daily",
+            preview=preview,
+            spec=spec,
+            name="sales-x",
+        )
+    )
+    assert "31 partitions: 2024-01-01 … 2024-01-31" in out
+    assert "28 partitions, newest first, 10 at a time, no retries" in out
+    assert "Skipped         3 with a recorded outcome (reprocess Missing" in out
+    assert "Backfill        sales-x" in out
+    assert not any(line != line.rstrip() for line in out.splitlines())
+
+
+def test_preview_lists_every_key_when_few() -> None:
+    spec = backfill_spec(partitions=["2024-01-03", "2024-01-01"], retries={"limit": 2})
+    preview = planner.preview(daily_job(), PartitionedJobStatus(), spec, NOW)
+    assert render.launch_sample(preview, spec.order) == (["2024-01-01", "2024-01-03"], [])
+    out = text_of(
+        render.render_preview(
+            job="sales",
+            namespace="ns",
+            description="daily",
+            preview=preview,
+            spec=spec,
+            name=None,
+        )
+    )
+    assert "Partitions      2024-01-01, 2024-01-03" in out
+    assert "Backfill" not in out and "at a time" not in out  # plan: no policy, no name
+
+
+def test_describe_policy() -> None:
+    spec = backfill_spec(
+        concurrency=3, retries={"limit": 1, "backoffSeconds": 5}, maxFailedPartitions=2
+    )
+    assert render.describe_policy(spec) == (
+        "oldest first, 3 at a time, 1 retry (backoff 5s), stop after 2 failures"
+    )
+
+
+def test_plan_document_and_rows() -> None:
+    spec = backfill_spec(range={"from": "2024-01-01", "to": "2024-01-03"})
+    preview = planner.preview(daily_job(), PartitionedJobStatus(), spec, NOW)
+    doc = render.plan_document(
+        job="sales", namespace="ns", description="daily", preview=preview, spec=spec
+    )
+    assert doc["count"] == 3 and doc["selection"] == {
+        "first": "2024-01-01",
+        "last": "2024-01-03",
+        "count": 3,
+    }
+    assert doc["partitions"][0] == {
+        "index": 0,
+        "key": "2024-01-01",
+        "start": "2024-01-01T00:00:00Z",
+        "end": "2024-01-02T00:00:00Z",
+    }
+    rows = list(render.plan_table_rows(preview, spec.order))
+    assert rows[-1] == ["3", "2024-01-03", "2024-01-03 00:00", "2024-01-04 00:00"]
+
+
+# --------------------------------------------------------------------------------- tables
+
+
+def test_format_table_pads_like_kubectl() -> None:
+    lines = render.format_table(["NAME", "AGE"], [["a-long-name", "5m"], ["b", ""]])
+    assert lines == ["NAME          AGE", "a-long-name   5m", "b"]
+
+
+def test_list_rows() -> None:
+    item = {
+        "metadata": {"name": "b1", "namespace": "ns", "creationTimestamp": "2024-11-01T11:50:00Z"},
+        "spec": {"jobRef": {"name": "sales"}, "suspend": True},
+        "status": {"phase": "Running", "progress": "3/9", "counts": {"failed": 1, "running": 2}},
+    }
+    headers, rows = render.list_rows([item], NOW, all_namespaces=True)
+    assert headers[0] == "NAMESPACE"
+    assert rows == [["ns", "b1", "sales", "Suspended", "3/9", "1", "2", "10m"]]
+
+
+# --------------------------------------------------------------------------------- status
+
+
+def status_view(**kw: Any) -> render.StatusView:
+    spec = backfill_spec(range={"from": "2024-01-01", "to": "2024-01-10"}, retries={"limit": 1})
+    status = BackfillStatus.model_validate(
+        {
+            "phase": "Running",
+            "observedGeneration": 1,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "InProgress",
+                    "message": "4/10 done, 2 running, 4 pending",
+                },
+            ],
+            "selection": {"first": "2024-01-01", "last": "2024-01-10", "count": 10},
+            "counts": {"total": 10, "succeeded": 3, "failed": 1, "running": 2, "pending": 4},
+            "partitions": {"succeeded": "0-2", "failed": "3", "running": "4-5"},
+            "running": [
+                {
+                    "key": "2024-01-05",
+                    "index": 4,
+                    "job": "j5",
+                    "attempt": 1,
+                    "startTime": "2024-11-01T11:59:30Z",
+                },
+            ],
+            "failures": [
+                {
+                    "key": "2024-01-04",
+                    "index": 3,
+                    "job": "j4",
+                    "attempts": 2,
+                    "message": "BackoffLimitExceeded: boom",
+                },
+            ],
+            "startTime": "2024-11-01T11:58:00Z",
+        }
+    )
+    keys = [f"2024-01-{d:02d}" for d in range(1, 11)]
+    fields: dict[str, Any] = {
+        "description": "daily",
+        "grid": render.GridData(IndexSet.parse("0-9"), keys.__getitem__),
+        **kw,
+    }
+    return render.StatusView(
+        name="b1", namespace="ns", job="sales", spec=spec, status=status, **fields
+    )
+
+
+def test_render_status_plain() -> None:
+    out = text_of(render.render_status(status_view(), NOW, 100, color=False))
+    assert "Phase           Running  4/10 done, 2 running, 4 pending" in out
+    assert "4/10  40%" in out
+    assert "3 succeeded · 1 failed · 2 running · 4 pending · 0 skipped" in out
+    assert "Rate            2.0 partitions/min, ETA 3m 00s" in out
+    assert "2024-01-01 ###X>>...." in out
+    assert "2024-01-05  attempt 1, 30s  job/j5" in out
+    assert "2024-01-04  attempt 2/2, failed for good" in out
+    assert "job/j4: BackoffLimitExceeded: boom" in out
+
+
+def test_render_status_without_grid_says_why() -> None:
+    out = text_of(
+        render.render_status(
+            status_view(grid=None, grid_note='PartitionedJob "sales" not found'),
+            NOW,
+            100,
+            color=False,
+        )
+    )
+    assert '(no partition grid: PartitionedJob "sales" not found)' in out
+
+
+def test_render_status_before_the_operator_saw_it() -> None:
+    view = render.StatusView(
+        name="b1",
+        namespace="ns",
+        job="sales",
+        spec=backfill_spec(),
+        status=BackfillStatus(),
+        created="2024-11-01T11:59:50Z",
+    )
+    out = text_of(render.render_status(view, NOW, 80, color=False))
+    assert "Pending  waiting for the operator" in out
+    assert render.follow_line(view, NOW) == "12:00:00 Pending: waiting for the operator"
+    later = NOW + timedelta(minutes=2)
+    assert render.headline(view, later) == (
+        "no status 2m 10s after creation: is the operator running?"
+    )
+
+
+def test_follow_line_counts_partitions_waiting_to_retry() -> None:
+    view = status_view()
+    failures = [
+        f.model_copy(update={"retry_at": "2024-11-01T12:01:00Z"}) for f in view.status.failures
+    ]
+    retrying = render.StatusView(
+        "b1", "ns", "sales", view.spec, view.status.model_copy(update={"failures": failures})
+    )
+    assert "4 pending (1 waiting to retry); ETA" in render.follow_line(retrying, NOW)
+
+
+def test_status_document_and_follow_line() -> None:
+    view = status_view()
+    doc = render.status_document(view, NOW)
+    assert doc["phase"] == "Running" and doc["progress"] == {
+        "done": 4,
+        "total": 10,
+        "percent": 40.0,
+    }
+    assert doc["partitions"]["failed"] == "3" and doc["etaSeconds"] == 180.0
+    assert render.follow_line(view, NOW) == (
+        "12:00:00 Running 4/10 done: 3 succeeded, 1 failed, 2 running, 4 pending; ETA 3m 00s"
+    )
+
+
+def test_headline_prefers_stalled() -> None:
+    view = status_view()
+    raw = view.status.to_api()
+    raw["conditions"].append(
+        {"type": "Stalled", "status": "True", "reason": "X", "message": "bad range"}
+    )
+    stalled = BackfillStatus.model_validate(raw)
+    assert render.headline(render.StatusView("b", "n", "j", view.spec, stalled)) == "bad range"
+
+
+def test_log_unavailable_message() -> None:
+    text = render.log_unavailable(
+        key="2024-01-03", pod="p", node="kwok-node-1", simulated=True, detail="no addresses"
+    )
+    assert text.startswith("no log available for partition 2024-01-03: pod p ran on simulated")
+    assert "no addresses" in text and "\n" not in text
+
+
+# ---------------------------------------------------------- command line, no cluster needed
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["create"], "Missing argument"),
+        (["create", "j", "--bogus"], "No such option: --bogus"),
+        (["create", "j"], "give either --from"),
+        (["create", "j", "--from", "a", "--partitions", "b"], "give either --from"),
+        (["create", "j", "--to", "2024-01-01", "--partitions", "a"], "--to needs --from"),
+        (["create", "j", "--partitions", " , "], "--partitions is empty"),
+        (["create", "j", "--from", "a", "--name", "Bad_Name"], "--name:"),
+        (["create", "j", "--from", "a", "--concurrency", "0"], "--concurrency"),
+        (["create", "j", "--from", "a", "--order", "sideways"], "--order"),
+        (["create", "j", "--from", "a", "--reprocess", "some"], "--reprocess"),
+        (["plan", "j", "--from", "a", "-o", "xml"], "--output"),
+        (["-A", "status", "b"], "-A/--all-namespaces applies to list only"),
+        (["logs", "b"], "--partition"),
+        (["retry-failed", "b", "--name", "-x"], "--name:"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert app.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_usage_error_points_at_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert app.main(["create", "j", "--bogus"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "See 'kubectl backfill create --help' for usage."
+    )
+
+
+def test_help_and_no_arguments_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert app.main(["--help"]) == 0
+    assert app.main([]) == 0
+    assert "retry-failed" in capsys.readouterr().out
+
+
+def test_missing_kubeconfig_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert app.main(["list", "--kubeconfig", str(tmp_path / "nope")]) == 3
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unknown_context_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: a, context: {cluster: c, user: u, namespace: team}}]\n"
+    )
+    assert app.main(["--kubeconfig", str(config), "--context", "zz", "list"]) == 2
+    assert 'context "zz" is not in the kubeconfig' in capsys.readouterr().err
+
+
+def test_unreachable_cluster_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: a, context: {cluster: c, user: u, namespace: team}}]\n"
+    )
+    assert app.main(["list", "--kubeconfig", str(config)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cannot reach the Kubernetes API server at https://127.0.0.1:1 (context a)" in err
+    assert "connection refused" in err
