@@ -2,9 +2,9 @@
 
 * one daemon per Backfill runs its reconcile loop (kopf starts it for every Backfill that
   exists when the operator starts, so a restart resumes every backfill);
-* watch events of Jobs labelled with a Backfill, of Backfills and of PartitionedJobs wake the
-  loops concerned; a Job event never writes anything to the Job (``on.event`` handlers store no
-  progress and add no finalizers);
+* watch events of Jobs labelled with a Backfill, and spec changes (a new generation) of
+  Backfills and PartitionedJobs, wake the loops concerned; a Job event never writes anything
+  to the Job (``on.event`` handlers store no progress and add no finalizers);
 * an index maps each PartitionedJob to the Backfills that reference it.
 """
 
@@ -73,13 +73,17 @@ async def backfill_worker(
 
 
 @kopf.on.event(GROUP, VERSION, "backfills")
-def backfill_event(*, namespace: str | None, name: str, type: str, **_: Any) -> None:
-    """Wake the Backfill's loop; when it was deleted, drop its metrics."""
+def backfill_event(
+    *, namespace: str | None, name: str, type: str, meta: kopf.Meta, **_: Any
+) -> None:
+    """Wake the Backfill's loop on a spec change; when it was deleted, drop its metrics."""
     runtime = _runtime()
     if type == "DELETED":
+        runtime.spec_changed("Backfill", _ns(namespace), name, None)
         runtime.reconciler.metrics.forget(_ns(namespace), name)
         return
-    runtime.wake(_ns(namespace), name)
+    if runtime.spec_changed("Backfill", _ns(namespace), name, meta.get("generation")):
+        runtime.wake(_ns(namespace), name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_BACKFILL: kopf.PRESENT})
@@ -90,11 +94,14 @@ def job_event(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> 
 
 @kopf.on.event(GROUP, VERSION, "partitionedjobs")
 async def partitioned_job_event(
-    *, namespace: str | None, name: str, type: str, **kwargs: Any
+    *, namespace: str | None, name: str, type: str, meta: kopf.Meta, **kwargs: Any
 ) -> None:
-    """Refresh the PartitionedJob's status and wake the Backfills that reference it."""
+    """On a spec change or deletion: refresh its status, wake the Backfills that use it."""
     runtime = _runtime()
     ns = _ns(namespace)
+    generation = None if type == "DELETED" else meta.get("generation")
+    if not runtime.spec_changed("PartitionedJob", ns, name, generation):
+        return  # a status write (the ledger): nothing for the Backfills to do
     if type != "DELETED":
         await asyncio.to_thread(runtime.reconciler.reconcile_partitioned_job, ns, name)
     index: kopf.Index[str, str] = kwargs["backfills_by_job"]

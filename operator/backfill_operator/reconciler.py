@@ -3,8 +3,9 @@
 A pass reads the Backfill, its PartitionedJob and its Jobs from the API (never from memory),
 asks :mod:`.planner` what to do, then acts in an order that survives a crash at any point:
 
-1. merge new final outcomes into the PartitionedJob's ledger (idempotent);
-2. create the planned Jobs (deterministic names: AlreadyExists → adopt if ours);
+1. create the planned Jobs (deterministic names: AlreadyExists → adopt if ours), first so
+   that a freed slot is refilled with the least delay;
+2. merge new final outcomes into the PartitionedJob's ledger (idempotent);
 3. write the Backfill's whole status once, only if it changed (optimistic lock);
 4. delete finished Jobs whose outcome that status records (beyond the history limits);
 5. send Events (after the status write, as JobSet and Kueue do).
@@ -190,9 +191,6 @@ class Reconciler:
         observed = [j for j in (observe_job(r, meta["uid"]) for r in raw_jobs) if j is not None]
         decision = planner.plan(view, job_view, selection, fingerprint, observed, now, invalid)
 
-        if decision.ledger is not None and pj_body is not None:
-            self._merge_ledger(namespace, spec.job_ref.name, decision.ledger)
-
         launched: list[LaunchRequest] = []
         created_at: dict[int, str] = {}
         launch_error: str | None = None
@@ -215,6 +213,10 @@ class Reconciler:
                 created_at[request.index] = result.created
                 created += 0 if result.adopted else 1
 
+        # The ledger goes before the status that records the same outcomes (a crash between
+        # the two repeats an idempotent merge), after the launches (freed slots first).
+        if decision.ledger is not None and pj_body is not None:
+            self._merge_ledger(namespace, spec.job_ref.name, decision.ledger)
         status = decision.status(launched, launch_error, created_at)
         if launch_error is not None and not launched and decision.launches:
             # A Job the apiserver refuses would be refused for every partition: stop here.
@@ -316,6 +318,22 @@ class Runtime:
     def __init__(self, reconciler: Reconciler) -> None:
         self.reconciler = reconciler
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._generations: dict[tuple[str, str], int] = {}
+
+    def spec_changed(self, kind: str, namespace: str, name: str, generation: int | None) -> bool:
+        """Return True unless ``generation`` is the one last seen for this object.
+
+        The operator's own status writes come back as watch events with an unchanged
+        ``metadata.generation`` (the apiserver bumps it only for spec changes); waking a loop
+        for those would only repeat a pass that just ran.
+        """
+        key = (kind, naming.object_key(namespace, name))
+        if generation is None:
+            self._generations.pop(key, None)
+            return True
+        changed = self._generations.get(key) != generation
+        self._generations[key] = generation
+        return changed
 
     def wake(self, namespace: str, name: str) -> None:
         """Ask the worker of Backfill namespace/name for a pass (coalesced)."""
