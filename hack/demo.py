@@ -4,43 +4,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from devcluster import Cluster
+from devcluster.operator import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "demo"
 BACKFILL = "sales-pipeline-2024"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def say(text: str) -> None:
     print(f"\n== {text}", flush=True)
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"operator exited {proc.returncode}; log:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.3)
-    sys.exit(f"operator not healthy after 60 s; log:\n{log.read_text()[-3000:]}")
 
 
 def main() -> int:
@@ -56,7 +33,7 @@ def main() -> int:
     started = time.monotonic()
     cluster = Cluster.start(data_dir, progress=lambda line: print(f"   {line}", flush=True))
     print(f"   ready in {time.monotonic() - started:.1f} s; {cluster.env_line()}")
-    operator: subprocess.Popen[bytes] | None = None
+    operator: OperatorProcess | None = None
     try:
         say("installing the CRDs")
         print(cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds")).stdout.strip())
@@ -64,31 +41,9 @@ def main() -> int:
             cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}")
 
         say("starting the operator (backfill-operator run)")
-        metrics_port, liveness_port = free_port(), free_port()
-        log = data_dir / "operator.log"
-        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-        operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "backfill_operator",
-                "run",
-                "--all-namespaces",
-                "--standalone",
-                "--metrics-port",
-                str(metrics_port),
-                "--metrics-address",
-                "127.0.0.1",
-                "--liveness-port",
-                str(liveness_port),
-            ],
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_healthy(liveness_port, operator, log)
-        print(f"   metrics on http://127.0.0.1:{metrics_port}/metrics; log in {log}")
+        operator = OperatorProcess(Path(cluster.kubeconfig), data_dir)
+        operator.start()
+        print(f"   metrics on {operator.metrics_url}; log in {operator.log_path}")
 
         say(f"applying {Path(args.example).relative_to(ROOT)}")
         cluster.kubectl("create", "namespace", NAMESPACE, check=False)
@@ -141,9 +96,7 @@ def main() -> int:
         )
 
         say("metrics excerpt")
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
-            text = response.read().decode()
-        for line in text.splitlines():
+        for line in operator.metrics().splitlines():
             if (
                 line.startswith("backfill_")
                 and "_bucket" not in line
@@ -156,12 +109,8 @@ def main() -> int:
             say(f"KEEP=1: left running. {cluster.env_line()}; stop with `make cluster-down`")
         else:
             say("stopping the operator and the control plane")
-            if operator is not None and operator.poll() is None:
-                os.killpg(operator.pid, signal.SIGTERM)
-                try:
-                    operator.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(operator.pid, signal.SIGKILL)
+            if operator is not None:
+                operator.stop()
             cluster.stop()
 
 

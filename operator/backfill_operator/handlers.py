@@ -86,10 +86,32 @@ def backfill_event(
         runtime.wake(_ns(namespace), name)
 
 
+def _frees_a_slot(event_type: str, status: Mapping[str, Any]) -> bool:
+    """A Job event matters to its Backfill when the Job ended or went away."""
+    if event_type == "DELETED":
+        return True
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_BACKFILL: kopf.PRESENT})
-def job_event(*, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-    """Wake the loop of the Job's Backfill (a freed slot is refilled at once)."""
-    _runtime().wake(_ns(namespace), labels[naming.LABEL_BACKFILL])
+def job_event(
+    *,
+    namespace: str | None,
+    labels: Mapping[str, str],
+    type: str,
+    status: kopf.Status,
+    **_: Any,
+) -> None:
+    """Wake the loop of the Job's Backfill when the Job ended or was deleted.
+
+    A freed slot is refilled at once; the Job's progress updates (pods started, ready) change
+    nothing the planner reads, so they wake nothing.
+    """
+    if _frees_a_slot(type, status):
+        _runtime().wake(_ns(namespace), labels[naming.LABEL_BACKFILL])
 
 
 @kopf.on.event(GROUP, VERSION, "partitionedjobs")

@@ -62,6 +62,15 @@ def _message(exc: ApiException) -> str:
         return str(exc.reason)
 
 
+def _drain(response: Any) -> None:
+    """Read a raw (``_preload_content=False``) response so its connection returns to the pool.
+
+    An unread response keeps its connection busy: the next request opens a new TLS
+    connection (measured: 11.1 ms against 7.7 ms per DELETE, docs/benchmarks.md).
+    """
+    _ = response.data
+
+
 def _json(response: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(response.data)
     return data
@@ -177,9 +186,10 @@ class Kube:
         meta.pop("ownerReferences", None)
         body["metadata"] = meta
         try:
-            self.batch.create_namespaced_job(
+            response = self.batch.create_namespaced_job(
                 meta["namespace"], cast(Any, body), dry_run="All", _preload_content=False
             )
+            _drain(response)
         except ApiException as exc:
             if exc.status in (400, 422):
                 return _message(exc)
@@ -189,9 +199,10 @@ class Kube:
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and (in the background, by garbage collection) its pods; 404 is fine."""
         try:
-            self.batch.delete_namespaced_job(
+            response = self.batch.delete_namespaced_job(
                 name, namespace, propagation_policy="Background", _preload_content=False
             )
+            _drain(response)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -200,8 +211,9 @@ class Kube:
     def create_event(self, event: dict[str, Any]) -> None:
         """Post a core/v1 Event; failures are logged, never raised (events are best effort)."""
         try:
-            self.core.create_namespaced_event(
+            response = self.core.create_namespaced_event(
                 event["metadata"]["namespace"], cast(Any, event), _preload_content=False
             )
+            _drain(response)
         except ApiException as exc:
             logger.warning("could not post event %s: %s", event.get("reason"), _message(exc))

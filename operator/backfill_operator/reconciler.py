@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,8 @@ BACKFILLS = "backfills"
 PARTITIONED_JOBS = "partitionedjobs"
 #: Resolved selections kept in memory (the expensive part of a pass for huge backfills).
 SELECTION_CACHE_SIZE = 64
+#: Creates and deletes one pass sends at once (the client's connection pool holds 32).
+API_PARALLELISM = 16
 #: Longest wait between passes of a Backfill that has nothing scheduled (a safety net).
 RESYNC_SECONDS = 300.0
 
@@ -80,6 +83,7 @@ class Reconciler:
         self.metrics = metrics
         self._selections: OrderedDict[tuple[object, ...], Selection] = OrderedDict()
         self._template_checks: dict[tuple[str, str, str], str | None] = {}
+        self._pool = ThreadPoolExecutor(max_workers=API_PARALLELISM, thread_name_prefix="api")
 
     # ------------------------------------------------------------------ helpers
     def _selection(
@@ -195,23 +199,35 @@ class Reconciler:
         created_at: dict[int, str] = {}
         launch_error: str | None = None
         created = 0
-        if pj_spec is not None:
-            for request in decision.launches:
-                manifest = builders.build_job(
+        if pj_spec is not None and decision.launches:
+            template = pj_spec.job_template
+            manifests = [
+                builders.build_job(
                     owner=owner,
                     partitioned_job=spec.job_ref.name,
-                    job_template=pj_spec.job_template,
+                    job_template=template,
                     request=request,
                     template_hash=t_hash,
                 )
+                for request in decision.launches
+            ]
+            # Jobs that finished together are replaced together: the creates run in parallel.
+            futures = [self._pool.submit(self.kube.create_job, m, owner.uid) for m in manifests]
+            failure: BaseException | None = None
+            for request, future in zip(decision.launches, futures, strict=True):
                 try:
-                    result = self.kube.create_job(manifest, owner.uid)
+                    result = future.result()
                 except Rejected as exc:
-                    launch_error = str(exc)
-                    break
+                    launch_error = launch_error or str(exc)
+                    continue
+                except Exception as exc:  # transient: the next pass lists what exists
+                    failure = failure or exc
+                    continue
                 launched.append(request)
                 created_at[request.index] = result.created
                 created += 0 if result.adopted else 1
+            if failure is not None and not launched:
+                raise failure
 
         # The ledger goes before the status that records the same outcomes (a crash between
         # the two repeats an idempotent merge), after the launches (freed slots first).
@@ -227,8 +243,10 @@ class Reconciler:
             except Conflict:
                 self.metrics.record(namespace, name, (), created)
                 return PassResult(again=True)
-        for job_name in decision.deletions:
-            self.kube.delete_job(namespace, job_name)
+        for done in [
+            self._pool.submit(self.kube.delete_job, namespace, n) for n in decision.deletions
+        ]:
+            done.result()
         for intent in decision.events(status):
             self.kube.create_event(
                 builders.build_event(
