@@ -1,0 +1,626 @@
+"""Shared pieces of the control-plane benchmarks (``make bench``): cluster, operator, watches.
+
+Importing this module puts ``hack/`` and ``operator/`` on ``sys.path``, so the benchmarks run
+as ``python bench/bench_dispatch.py`` from the repository root (``hack/bench.sh`` does that with
+the virtualenv's python). Nothing here asserts on timings: the benchmarks print numbers.
+
+Pieces:
+
+* :func:`fresh_cluster`: a local control plane in its own temporary data directory (so it runs
+  beside a demo or test cluster), with the CRDs installed; stopped and removed on exit.
+* :class:`Operator`: ``python -m backfill_operator run`` as users run it, with its peak RSS.
+* :class:`Watch`: a raw watch stream in a thread that time-stamps each event on arrival.
+* :func:`apiserver_requests`: ``apiserver_request_total`` summed by (verb, group, resource,
+  subresource, dry_run), from the apiserver's own ``/metrics``.
+* :func:`refill_latencies` and :func:`percentile`: slot-refill latency from watch timestamps.
+* ``python bench/common.py summary FILE...``: the table ``hack/bench.sh`` prints at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hack"))
+
+import kubernetes
+from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
+
+from devcluster import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP = "backfill.dev"
+VERSION = "v1alpha1"
+#: Pod run time under KWOK for every benchmark workload.
+RUN_TIME = "1s"
+
+
+_T0 = time.monotonic()
+
+
+def say(text: str) -> None:
+    """Print a progress line with the seconds since start (flushed, so it shows at once)."""
+    print(f"[{time.monotonic() - _T0:6.1f}s] {text}", flush=True)
+
+
+def load_average() -> str:
+    """The 1-minute load average and the CPU count, e.g. ``load 3.1 on 2 CPUs``."""
+    return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# ----------------------------------------------------------------------------- the cluster
+
+
+@contextlib.contextmanager
+def fresh_cluster(name: str) -> Iterator[Cluster]:
+    """Start a local control plane in a new temporary directory, install the CRDs, yield it.
+
+    The processes are tied to this process (``tie_to_parent``) and stopped on exit; the
+    directory is removed unless ``BENCH_KEEP=1``.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix=f"backfill-bench-{name}-"))
+    keep = os.environ.get("BENCH_KEEP") == "1"
+    started = time.monotonic()
+    cluster = Cluster.start(data_dir, tie_to_parent=True)
+    try:
+        say(f"   control plane ready in {time.monotonic() - started:.1f} s ({data_dir})")
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        for crd in ("backfills.backfill.dev", "partitionedjobs.backfill.dev"):
+            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}")
+        yield cluster
+    finally:
+        cluster.stop()
+        if keep:
+            say(f"   BENCH_KEEP=1: kept {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclass
+class Clients:
+    """Kubernetes API clients for one cluster (the official client, raw JSON)."""
+
+    api: ApiClient
+    batch: BatchV1Api
+    core: CoreV1Api
+    custom: CustomObjectsApi
+
+    @classmethod
+    def connect(cls, kubeconfig: Path) -> Clients:
+        """Return clients that use ``kubeconfig``."""
+        api: ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            str(kubeconfig)
+        )
+        api.configuration.connection_pool_maxsize = 8
+        return cls(api, BatchV1Api(api), CoreV1Api(api), CustomObjectsApi(api))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.api.close()  # type: ignore[no-untyped-call]
+
+    # backfill.dev objects and Jobs as plain dicts (the client's types say "object")
+    def get_custom(self, namespace: str, plural: str, name: str) -> dict[str, Any]:
+        """GET a backfill.dev object."""
+        return load(
+            self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _preload_content=False
+            )
+        )
+
+    def list_custom(self, namespace: str, plural: str) -> list[dict[str, Any]]:
+        """LIST backfill.dev objects ``plural`` in ``namespace``."""
+        response = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, _preload_content=False
+        )
+        items: list[dict[str, Any]] = load(response)["items"]
+        return items
+
+    def create_custom(self, namespace: str, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a backfill.dev object; return it as created."""
+        return load(
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, body, _preload_content=False
+            )
+        )
+
+    def replace_custom_status(self, namespace: str, plural: str, body: dict[str, Any]) -> None:
+        """PUT the status subresource of a backfill.dev object."""
+        self.custom.replace_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, body["metadata"]["name"], body
+        )
+
+    def delete_custom(self, namespace: str, plural: str, name: str) -> None:
+        """DELETE a backfill.dev object."""
+        self.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, _preload_content=False
+        )
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
+        """POST a batch/v1 Job."""
+        self.batch.create_namespaced_job(namespace, cast(Any, body), _preload_content=False)
+
+
+def load(response: Any) -> dict[str, Any]:
+    """Decode a raw (``_preload_content=False``) response body."""
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
+def create_namespace(clients: Clients, name: str) -> None:
+    """Create a namespace (no error if it exists)."""
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    with contextlib.suppress(kubernetes.client.exceptions.ApiException):
+        clients.core.create_namespace(cast(Any, body), _preload_content=False)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.5) -> None:
+    """Poll ``check`` until it is True; raise TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def count_pods(clients: Clients, namespace: str) -> int:
+    """Return how many pods exist in ``namespace``."""
+    return len(load(clients.core.list_namespaced_pod(namespace, _preload_content=False))["items"])
+
+
+# ---------------------------------------------------------------------------- the operator
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child get SIGKILL when this process dies (Linux).
+
+    So even a ``kill -9`` of the benchmark leaves no operator behind (the cluster's processes
+    get the same from ``tie_to_parent``). libc is loaded here, before the fork.
+    """
+    prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:
+        prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return set_pdeathsig
+
+
+class Operator:
+    """The operator process as users run it (``backfill-operator run``), on this cluster.
+
+    A context manager: started and healthy on enter, SIGTERM (then SIGKILL) to its process
+    group on exit. ``peak_rss_kib`` reads ``VmHWM`` from ``/proc/<pid>/status``.
+    """
+
+    def __init__(self, cluster: Cluster, log: Path) -> None:
+        self.cluster = cluster
+        self.log = log
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Operator:
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT / "operator"), *filter(None, [env.get("PYTHONPATH")])]
+        )
+        # BENCH_OPERATOR_SCRIPT: run this script instead of ``-m backfill_operator`` (same
+        # arguments), e.g. a wrapper that profiles the operator.
+        script = os.environ.get("BENCH_OPERATOR_SCRIPT")
+        argv = [
+            sys.executable,
+            *([script] if script else ["-m", "backfill_operator"]),
+            "run",
+            "--all-namespaces",
+            "--standalone",
+            "--metrics-port",
+            str(self.metrics_port),
+            "--metrics-address",
+            "127.0.0.1",
+            "--liveness-port",
+            str(self.liveness_port),
+        ]
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),
+            )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        """The operator's process id."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def _wait_healthy(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"operator not healthy after 60 s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the operator's log."""
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def proc_status(self) -> dict[str, int]:
+        """``VmRSS`` and ``VmHWM`` (KiB) of the operator process, from /proc."""
+        out: dict[str, int] = {}
+        with open(f"/proc/{self.pid}/status") as handle:
+            for line in handle:
+                name, _, rest = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    out[name] = int(rest.split()[0])
+        return out
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the operator process so far (from /proc/<pid>/stat)."""
+        with open(f"/proc/{self.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def metrics(self) -> dict[str, float]:
+        """The operator's /metrics as {series: value} (only unlabelled and simple series)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    out[series] = float(value)
+        return out
+
+    def stop(self) -> None:
+        """Stop the operator (idempotent)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+# ---------------------------------------------------------------------------- watches
+
+
+@dataclass
+class Event:
+    """One watch event: arrival time (time.monotonic), type and object."""
+
+    at: float
+    type: str
+    obj: dict[str, Any]
+
+
+OpenWatch = Callable[[str], Any]
+
+
+class Watch:
+    """Runs a watch in a daemon thread; every event is time-stamped when its line arrives.
+
+    ``open_watch(resource_version)`` returns a raw urllib3 response of a ``watch=true`` list
+    call; the thread re-opens it from the last resourceVersion when the server ends it.
+    ``on_event`` (optional) is called in the thread for each event; all events are kept in
+    ``events``.
+    """
+
+    def __init__(
+        self,
+        open_watch: OpenWatch,
+        resource_version: str,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self._open = open_watch
+        self._rv = resource_version
+        self._on_event = on_event
+        self._stop = threading.Event()
+        self.events: list[Event] = []
+        self.error: BaseException | None = None
+        self._response: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()  # unblocks the thread's read (urllib3 >= 2.3)
+        self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._response = response = self._open(self._rv)
+                try:
+                    self._read(response)
+                finally:
+                    response.release_conn()
+        except BaseException as exc:  # reported by the caller via .error
+            if not self._stop.is_set():
+                self.error = exc
+
+    def _read(self, response: Any) -> None:
+        buffer = b""
+        for chunk in response.stream(65536, decode_content=True):
+            now = time.monotonic()
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                data = json.loads(line)
+                kind, obj = data.get("type", ""), data.get("object") or {}
+                if kind == "ERROR":
+                    raise RuntimeError(f"watch error: {obj}")
+                self._rv = (obj.get("metadata") or {}).get("resourceVersion", self._rv)
+                if kind == "BOOKMARK":
+                    continue
+                event = Event(now, kind, obj)
+                self.events.append(event)
+                if self._on_event is not None:
+                    self._on_event(event)
+            if self._stop.is_set():
+                return
+
+
+def job_watch(clients: Clients, namespace: str, resource_version: str) -> OpenWatch:
+    """An ``open_watch`` for the Jobs of ``namespace``."""
+
+    def open_watch(rv: str) -> Any:
+        return clients.batch.list_namespaced_job(
+            namespace,
+            watch=True,
+            resource_version=rv or resource_version,
+            timeout_seconds=60,
+            _preload_content=False,
+        )
+
+    return open_watch
+
+
+def pod_watch(clients: Clients, namespace: str, resource_version: str) -> OpenWatch:
+    """An ``open_watch`` for the pods of ``namespace``."""
+
+    def open_watch(rv: str) -> Any:
+        return clients.core.list_namespaced_pod(
+            namespace,
+            watch=True,
+            resource_version=rv or resource_version,
+            timeout_seconds=60,
+            _preload_content=False,
+        )
+
+    return open_watch
+
+
+def custom_watch(clients: Clients, namespace: str, plural: str, resource_version: str) -> OpenWatch:
+    """An ``open_watch`` for backfill.dev objects ``plural`` in ``namespace``."""
+
+    def open_watch(rv: str) -> Any:
+        return clients.custom.list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            watch=True,
+            resource_version=rv or resource_version,
+            timeout_seconds=60,
+            _preload_content=False,
+        )
+
+    return open_watch
+
+
+def list_rv(response: Any) -> str:
+    """The list resourceVersion of a raw list response (to start a watch from)."""
+    return str(load(response)["metadata"]["resourceVersion"])
+
+
+def job_finished(obj: dict[str, Any]) -> bool:
+    """True when a batch/v1 Job has condition Complete or Failed with status True."""
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return True
+    return False
+
+
+def pod_finished(obj: dict[str, Any]) -> bool:
+    """True when a pod is in phase Succeeded or Failed."""
+    return (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+@dataclass
+class Lifecycle:
+    """First-seen ADDED and finished times (time.monotonic) per object name, from a watch."""
+
+    added: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, events: Sequence[Event], finished: Callable[[dict[str, Any]], bool]) -> Lifecycle:
+        """Build from watch events; ``finished`` says whether an object has ended."""
+        out = cls()
+        for event in events:
+            name = event.obj["metadata"]["name"]
+            if event.type == "ADDED":
+                out.added.setdefault(name, event.at)
+            if (
+                event.type in ("ADDED", "MODIFIED")
+                and name not in out.finished
+                and finished(event.obj)
+            ):
+                out.finished[name] = event.at
+        return out
+
+
+def refill_latencies(life: Lifecycle, slots: int) -> list[float]:
+    """Seconds from the k-th finish to the (slots + k)-th creation, for every k that has one.
+
+    With at most ``slots`` objects active at once, the (slots + k)-th object can only start
+    once k objects have finished, so this is how long the k-th freed slot stayed empty.
+    """
+    finishes = sorted(life.finished.values())
+    adds = sorted(life.added.values())
+    return [adds[slots + k] - finishes[k] for k in range(min(len(finishes), len(adds) - slots))]
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile (nearest rank) of ``values``; nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(pct / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+# ------------------------------------------------------------------- apiserver metrics
+
+_SERIES = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+RequestKey = tuple[str, str, str, str, str]
+
+
+def apiserver_requests(cluster: Cluster) -> tuple[Counter[RequestKey], Counter[RequestKey]]:
+    """``apiserver_request_total`` by (verb, group, resource, subresource, dry_run).
+
+    Returns (all requests, the ones answered with a code other than 2xx).
+    """
+    text = cluster.kubectl("get", "--raw", "/metrics", timeout_seconds=60).stdout
+    out: Counter[RequestKey] = Counter()
+    failed: Counter[RequestKey] = Counter()
+    for line in text.splitlines():
+        match = _SERIES.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match["labels"]))
+        key = (
+            labels.get("verb", ""),
+            labels.get("group", ""),
+            labels.get("resource", ""),
+            labels.get("subresource", ""),
+            labels.get("dry_run", ""),
+        )
+        value = int(float(match["value"]))
+        out[key] += value
+        if not labels.get("code", "").startswith("2"):
+            failed[key] += value
+    return out, failed
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class Result:
+    """One reported number: benchmark, what, value (text), goal (text) and whether it is met.
+
+    ``met`` is None for numbers without a goal.
+    """
+
+    bench: str
+    metric: str
+    value: str
+    goal: str = ""
+    met: bool | None = None
+
+
+def write_results(path: str | None, results: Sequence[Result]) -> None:
+    """Write results as JSON (for the summary table), when ``path`` is given."""
+    if path:
+        Path(path).write_text(json.dumps([r.__dict__ for r in results], indent=1) + "\n")
+
+
+def print_results(results: Sequence[Result]) -> None:
+    """Print results as an aligned table."""
+    rows = [("benchmark", "metric", "value", "goal", "met")]
+    for r in results:
+        met = "" if r.met is None else ("yes" if r.met else "NO")
+        rows.append((r.bench, r.metric, r.value, r.goal, met))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def summary(paths: Sequence[str]) -> int:
+    """Print the table of every results file in ``paths`` (missing files are noted)."""
+    results: list[Result] = []
+    for path in paths:
+        try:
+            results += [Result(**row) for row in json.loads(Path(path).read_text())]
+        except FileNotFoundError:
+            results.append(Result(Path(path).stem, "(no results: the benchmark failed)", "-"))
+    print_results(results)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "summary":
+        sys.exit(summary(sys.argv[2:]))
+    sys.exit("usage: python bench/common.py summary RESULTS.json...")
