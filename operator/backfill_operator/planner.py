@@ -53,6 +53,8 @@ from .ranges import IndexSet
 
 #: Failed-for-good partitions listed with details in status (all are in the index set).
 MAX_FAILURE_DETAILS = 100
+#: Characters of a Job's failure message kept in status.
+MAX_MESSAGE_LENGTH = 256
 #: Keys shown at each end of a dry-run plan.
 PLAN_SAMPLE = 5
 #: At most one PartitionFailed event per Backfill per this many seconds.
@@ -431,7 +433,7 @@ def plan(
                 index=index,
                 job=obs.name,
                 attempts=obs.attempt,
-                message=obs.message,
+                message=obs.message[:MAX_MESSAGE_LENGTH],
                 retry_at=retry_at,
             )
             failures[index] = entry
