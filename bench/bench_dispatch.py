@@ -379,14 +379,14 @@ def main() -> int:
                 def snapshot() -> None:
                     time.sleep(1)  # the PartitionedJob's own status write settles
                     snap["requests"] = apiserver_requests(cluster)
-                    snap["metrics"] = operator.metrics()
+                    snap["metrics"] = operator.metric_values()
                     snap["cpu"] = operator.cpu_seconds()
 
                 result = run_backfill(clients, "bench-backfill", "dispatch", n, c, snapshot)
                 say(f"   ... {result['phase']} after {result['wall']:.1f} s")
                 time.sleep(3)  # trailing deletions and events of the last pass
                 after = apiserver_requests(cluster)
-                metrics_after = operator.metrics()
+                metrics_after = operator.metric_values()
                 cpu = operator.cpu_seconds() - snap["cpu"]
                 events = operator_events(clients, "bench-backfill")
                 rss = operator.proc_status()

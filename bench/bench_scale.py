@@ -420,7 +420,7 @@ def _run_with_operator(
     clients.create_custom(namespace, "partitionedjobs", partitioned_job_body(job))
     time.sleep(2)
     rss_idle = operator.proc_status().get("VmRSS", 0)
-    metrics_before = operator.metrics()
+    metrics_before = operator.metric_values()
     cpu_before = operator.cpu_seconds()
     first_job = threading.Event()
 
@@ -449,7 +449,7 @@ def _run_with_operator(
         raise RuntimeError(f"watch failed: {jobs.error!r}")
     life = Lifecycle.of(jobs.events, job_finished)
     peak = operator.proc_status().get("VmHWM", 0)
-    metrics_after = operator.metrics()
+    metrics_after = operator.metric_values()
     cpu = operator.cpu_seconds() - cpu_before
     raw = cluster.kubectl("-n", namespace, "get", "backfill", NAME, "-o", "json").stdout
     body = json.loads(raw)

@@ -19,21 +19,16 @@ Pieces:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import math
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +42,7 @@ import kubernetes
 from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
 
 from devcluster import Cluster
+from devcluster.operator import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = "backfill.dev"
@@ -198,103 +194,23 @@ def count_pods(clients: Clients, namespace: str) -> int:
 # ---------------------------------------------------------------------------- the operator
 
 
-def _die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn`` that makes the child get SIGKILL when this process dies (Linux).
+class Operator(OperatorProcess):
+    """The operator process as users run it (``devcluster.operator.OperatorProcess``), plus
+    the readings the benchmarks take of it: ``/proc`` memory and CPU, and parsed metrics.
 
-    So even a ``kill -9`` of the benchmark leaves no operator behind (the cluster's processes
-    get the same from ``tie_to_parent``). libc is loaded here, before the fork.
-    """
-    prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
-    parent = os.getpid()
-
-    def set_pdeathsig() -> None:
-        prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return set_pdeathsig
-
-
-class Operator:
-    """The operator process as users run it (``backfill-operator run``), on this cluster.
-
-    A context manager: started and healthy on enter, SIGTERM (then SIGKILL) to its process
-    group on exit. ``peak_rss_kib`` reads ``VmHWM`` from ``/proc/<pid>/status``.
+    ``BENCH_OPERATOR_SCRIPT``: run this script instead of ``-m backfill_operator`` (same
+    arguments), e.g. a wrapper that profiles the operator.
     """
 
     def __init__(self, cluster: Cluster, log: Path) -> None:
-        self.cluster = cluster
-        self.log = log
-        self.metrics_port = free_port()
-        self.liveness_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Operator:
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT / "operator"), *filter(None, [env.get("PYTHONPATH")])]
+        super().__init__(
+            Path(cluster.kubeconfig), log.parent, script=os.environ.get("BENCH_OPERATOR_SCRIPT")
         )
-        # BENCH_OPERATOR_SCRIPT: run this script instead of ``-m backfill_operator`` (same
-        # arguments), e.g. a wrapper that profiles the operator.
-        script = os.environ.get("BENCH_OPERATOR_SCRIPT")
-        argv = [
-            sys.executable,
-            *([script] if script else ["-m", "backfill_operator"]),
-            "run",
-            "--all-namespaces",
-            "--standalone",
-            "--metrics-port",
-            str(self.metrics_port),
-            "--metrics-address",
-            "127.0.0.1",
-            "--liveness-port",
-            str(self.liveness_port),
-        ]
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent(),
-            )
-        try:
-            self._wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    @property
-    def pid(self) -> int:
-        """The operator's process id."""
-        assert self.proc is not None
-        return self.proc.pid
-
-    def _wait_healthy(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-                with urllib.request.urlopen(url, timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError(f"operator not healthy after 60 s:\n{self.log_tail()}")
+        self.cluster = cluster
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the operator's log."""
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return self.tail()[-chars:]
 
     def proc_status(self) -> dict[str, int]:
         """``VmRSS`` and ``VmHWM`` (KiB) of the operator process, from /proc."""
@@ -313,31 +229,15 @@ class Operator:
         ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
         return ticks / os.sysconf("SC_CLK_TCK")
 
-    def metrics(self) -> dict[str, float]:
-        """The operator's /metrics as {series: value} (only unlabelled and simple series)."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
+    def metric_values(self) -> dict[str, float]:
+        """The operator's /metrics as {series: value}."""
         out: dict[str, float] = {}
-        for line in text.splitlines():
+        for line in self.metrics().splitlines():
             if line and not line.startswith("#"):
                 series, _, value = line.rpartition(" ")
                 with contextlib.suppress(ValueError):
                     out[series] = float(value)
         return out
-
-    def stop(self) -> None:
-        """Stop the operator (idempotent)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
 
 
 # ---------------------------------------------------------------------------- watches
