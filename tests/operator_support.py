@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from devcluster.operator import OperatorProcess
 
 __all__ = ["OperatorProcess", "crds_installed", "operator", "operator_process"]
