@@ -14,6 +14,7 @@ import enum
 from collections.abc import Sequence
 from datetime import datetime
 
+from .builders import rfc3339
 from .model import Condition, ConditionStatus
 
 
@@ -47,11 +48,6 @@ class Reason(enum.StrEnum):
     WAITING_FOR_JOBS = "WaitingForJobs"
     WAITING_FOR_RETRY = "WaitingForRetry"
     AS_EXPECTED = "AsExpected"
-
-
-def rfc3339(moment: datetime) -> str:
-    """Return an aware datetime as RFC 3339 UTC with seconds precision (metav1.Time)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import conditions as cond
-from .builders import LaunchRequest
+from .builders import LaunchRequest, rfc3339
 from .conditions import ConditionType, Reason
 from .model import (
     MAX_BACKOFF_SECONDS,
@@ -41,7 +41,7 @@ from .model import (
 )
 from .model import Selection as SelectionStatus
 from .naming import job_name
-from .observed import JobState, ObservedJob
+from .observed import JobState, ObservedJob, parse_time
 from .partitions import (
     PartitionError,
     PartitionSpace,
@@ -295,7 +295,7 @@ def _backoff_seconds(spec: BackfillSpec, attempt: int) -> int:
 
 
 def _iso(moment: datetime) -> str:
-    return cond.rfc3339(moment)
+    return rfc3339(moment)
 
 
 def _latest_per_index(jobs: Iterable[ObservedJob]) -> dict[int, list[ObservedJob]]:
@@ -443,7 +443,6 @@ def plan(
                 new_bad.append(index)
             outcomes.append(Outcome(index, obs.key, obs.attempt, False, duration, final))
 
-    # A running Job for a newer attempt supersedes a recorded failure of an older one.
     active_jobs = sum(1 for j in owned if j.state is JobState.ACTIVE)
     ledger = None
     if partitioning and (new_ok or new_bad):
@@ -493,7 +492,8 @@ def plan(
             for index in retrying:
                 entry = failures[index]
                 assert entry.retry_at is not None
-                at = datetime.fromisoformat(entry.retry_at.replace("Z", "+00:00"))
+                at = parse_time(entry.retry_at)
+                assert at is not None
                 if index not in selection.indices:
                     continue
                 if at <= now:
@@ -809,7 +809,8 @@ def _failure_event_due(previous: BackfillStatus, now: datetime) -> bool:
     last = previous.last_failure_event_time
     if not last:
         return True
-    sent = datetime.fromisoformat(last.replace("Z", "+00:00"))
+    sent = parse_time(last)
+    assert sent is not None
     return (now - sent).total_seconds() >= FAILURE_EVENT_INTERVAL_SECONDS
 
 
