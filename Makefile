@@ -11,7 +11,7 @@ bench:
 	hack/bench.sh
 
 crds:
-	.venv/bin/python -m backfill_operator.crdgen --write crds/
+	.venv/bin/python -m backfill_operator.api.crdgen --write
 
 fmt:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

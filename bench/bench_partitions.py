@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from backfill_operator.partitions import TimePartitions
+from backfill_operator.planning.schedule import TimePartitions
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,9 +1,10 @@
 """Scale benchmark: one Backfill of 1,000,000 minutely partitions (about 694 days).
 
 (a) In process, pure: the planning of one reconcile pass, as the operator does it, timed step
-    by step (``planner.build_space``, ``planner.resolve_selection``, ``planner.plan`` with the
-    observed Jobs, ``Decision.status``) for several states of the Backfill, and the size of the
-    status it writes (compact JSON, as stored), with the PartitionedJob's ledger size:
+    by step (``build_space`` and ``resolve_selection`` of ``planning.verdict``,
+    ``planning.decide.plan`` with the observed Jobs, ``planning.status.compose_status``) for
+    several states of the Backfill, and the size of the status it writes (compact JSON, as
+    stored), with the PartitionedJob's ledger size:
 
     * first pass: nothing recorded, no Jobs;
     * steady state half-way: 499,950 succeeded, 50 Jobs active, 10 of them just finished;
@@ -60,9 +61,7 @@ from common import (
     write_results,
 )
 
-from backfill_operator import planner
-from backfill_operator.builders import LaunchRequest
-from backfill_operator.model import (
+from backfill_operator.api.model import (
     BackfillSpec,
     BackfillStatus,
     FailedPartition,
@@ -72,10 +71,14 @@ from backfill_operator.model import (
     PartitionSets,
     RunningPartition,
 )
-from backfill_operator.naming import job_name, template_hash
-from backfill_operator.observed import JobState, ObservedJob
-from backfill_operator.partitions import Selection
-from backfill_operator.ranges import IndexSet
+from backfill_operator.planning import verdict as planner
+from backfill_operator.planning.decide import plan
+from backfill_operator.planning.naming import job_name, template_hash
+from backfill_operator.planning.observed import JobState, ObservedJob
+from backfill_operator.planning.ranges import IndexSet
+from backfill_operator.planning.space import Selection
+from backfill_operator.planning.state import LaunchRequest
+from backfill_operator.planning.status import compose_status
 
 BENCH = "scale"
 PARTITIONS = 1_000_000
@@ -157,7 +160,6 @@ def _observed(selection: Selection, index: int, state: JobState, t_hash: str) ->
         key=selection.key(index),
         state=state,
         owned=True,
-        template_hash=t_hash,
         created=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         start_time=started,
         finish_time=None if state is JobState.ACTIVE else NOW - timedelta(milliseconds=200),
@@ -303,11 +305,10 @@ def one_pass(job: PartitionedJobSpec, scenario: Scenario) -> PlanTiming:
     t1 = clock()
     selection = planner.resolve_selection(space, scenario.spec, scenario.previous)
     t2 = clock()
-    job_view = planner.JobView(
+    job_view = planner.PartitionedJobView(
         name="x",
         spec=job,
         status=PartitionedJobStatus(partitioning=space.fingerprint, ledger=scenario.ledger),
-        template_hash=template_hash(job.job_template),
     )
     view = planner.BackfillView(
         name=NAME,
@@ -317,10 +318,14 @@ def one_pass(job: PartitionedJobSpec, scenario: Scenario) -> PlanTiming:
         spec=scenario.spec,
         status=scenario.previous,
     )
-    decision = planner.plan(view, job_view, selection, space.fingerprint, scenario.jobs, NOW)
+    # What planning.verdict.judge returns for this Backfill, from the space and selection above.
+    verdict = planner.Verdict(
+        view, job_view, space, selection, template_hash(job.job_template), invalid=None
+    )
+    decision = plan(verdict, scenario.jobs, NOW)
     t3 = clock()
     launched: list[LaunchRequest] = list(decision.launches)
-    new_status = decision.status(launched)
+    new_status = compose_status(verdict, decision.state, launched, NOW)
     t4 = clock()
     ledger = scenario.ledger
     if decision.ledger is not None:

@@ -10,9 +10,10 @@ import sys
 
 import kopf
 
-from . import handlers, kube, metrics
-from .crdgen import main as crdgen_main
-from .reconciler import Reconciler, Runtime
+from .api.crdgen import main as crdgen_main
+from .controller import handlers, kube, metrics
+from .controller.reconciler import Reconciler
+from .controller.runtime import Runtime
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     api = kube.load_client()
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
-    handlers.RUNTIME = Runtime(Reconciler(kube.Kube(api), metrics.Metrics()))
+    runtime = Runtime(Reconciler(kube.Kube(api), metrics.Metrics()))
+    assert handlers.backfill_worker is not None  # importing handlers registers them with kopf
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     priority = args.priority
     if priority is None and args.peering:
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             peering_name=args.peering,
             priority=priority,
             liveness_endpoint=liveness,
+            memo=kopf.Memo(runtime=runtime),
         )
     )
     return 0

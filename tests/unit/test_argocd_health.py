@@ -17,10 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from backfill_operator import conditions
-from backfill_operator.conditions import ConditionType, Reason
-from backfill_operator.crdgen import build_crds
-from backfill_operator.model import (
+from backfill_operator.api.crdgen import build_crds
+from backfill_operator.api.model import (
     API_VERSION,
     GROUP,
     BackfillStatus,
@@ -28,6 +26,8 @@ from backfill_operator.model import (
     PartitionedJobStatus,
     Phase,
 )
+from backfill_operator.api.reasons import ConditionType, Reason
+from backfill_operator.planning import conditions
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docs" / "argocd" / "health.lua"

@@ -9,9 +9,20 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backfill_operator import naming
-from backfill_operator.builders import ENV_NAMES, LaunchRequest, Owner, build_event, build_job
-from backfill_operator.observed import JobState, observe_job
+from backfill_operator.api import labels as naming
+from backfill_operator.controller.builders import Owner, build_event, build_job
+from backfill_operator.planning import naming as names
+from backfill_operator.planning.observed import JobState, observe_job
+from backfill_operator.planning.state import LaunchRequest
+
+ENV_NAMES = (
+    "PARTITION_KEY",
+    "PARTITION_START",
+    "PARTITION_END",
+    "PARTITION_INDEX",
+    "BACKFILL_NAME",
+    "BACKFILL_ATTEMPT",
+)
 
 OWNER = Owner("data", "sales-pipeline-2024", "0c6f9f4e-1a2b-4c3d-8e9f-000000000001")
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -52,6 +63,7 @@ def request() -> LaunchRequest:
         start=datetime(2024, 1, 8, tzinfo=UTC),
         end=datetime(2024, 1, 9, tzinfo=UTC),
         attempt=2,
+        job_name=names.job_name(OWNER.name, OWNER.uid, 7, "2024-01-08", 2),
     )
 
 
@@ -64,6 +76,7 @@ def test_job_manifest() -> None:
         template_hash="abc",
     )
     meta = job["metadata"]
+    assert meta["name"] == request().job_name
     assert meta["labels"]["team"] == "data"
     assert meta["labels"][naming.LABEL_BACKFILL_UID] == OWNER.uid
     assert meta["labels"][naming.LABEL_PARTITION_INDEX] == "7"
@@ -76,7 +89,7 @@ def test_job_manifest() -> None:
     pod = job["spec"]["template"]
     assert pod["metadata"]["annotations"]["kwok.backfill.dev/duration"] == "2s"
     assert pod["metadata"]["annotations"][naming.ANNOTATION_PARTITION_KEY] == "2024-01-08"
-    assert pod["metadata"]["annotations"][naming.LABEL_ATTEMPT] == "2"
+    assert pod["metadata"]["labels"][naming.LABEL_ATTEMPT] == "2"
     for container in pod["spec"]["containers"] + pod["spec"]["initContainers"]:
         env = {e["name"]: e["value"] for e in container["env"]}
         assert set(ENV_NAMES) <= set(env)
@@ -101,7 +114,7 @@ def test_template_is_not_mutated() -> None:
 
 
 def test_static_partition_has_empty_window() -> None:
-    req = LaunchRequest(index=0, key="eu-west", start=None, end=None, attempt=1)
+    req = LaunchRequest(index=0, key="eu-west", start=None, end=None, attempt=1, job_name="s-eu")
     job = build_job(
         owner=OWNER, partitioned_job="s", job_template=template(), request=req, template_hash="x"
     )
@@ -120,21 +133,21 @@ def test_static_partition_has_empty_window() -> None:
 def test_job_names_are_dns_labels_and_deterministic(
     backfill: str, key: str, index: int, attempt: int
 ) -> None:
-    name = naming.job_name(backfill, OWNER.uid, index, key, attempt)
-    assert len(name) <= naming.MAX_NAME_LENGTH
+    name = names.job_name(backfill, OWNER.uid, index, key, attempt)
+    assert len(name) <= names.MAX_NAME_LENGTH
     assert DNS_LABEL.match(name), name
-    assert name == naming.job_name(backfill, OWNER.uid, index, key, attempt)
-    assert name != naming.job_name(backfill, OWNER.uid, index, key, attempt + 1)
-    assert name != naming.job_name(backfill, OWNER.uid, index + 1, key, attempt)
+    assert name == names.job_name(backfill, OWNER.uid, index, key, attempt)
+    assert name != names.job_name(backfill, OWNER.uid, index, key, attempt + 1)
+    assert name != names.job_name(backfill, OWNER.uid, index + 1, key, attempt)
 
 
 def test_job_name_is_readable() -> None:
-    name = naming.job_name("sales-pipeline", OWNER.uid, 3, "2024-01-04T05:00", 1)
+    name = names.job_name("sales-pipeline", OWNER.uid, 3, "2024-01-04T05:00", 1)
     assert name.startswith("sales-pipeline-2024-01-04t05-00-")
 
 
 def test_object_key_is_one_spelling() -> None:
-    assert naming.object_key("ns", "name") == "ns/name"
+    assert names.object_key("ns", "name") == "ns/name"
 
 
 def raw_job(conditions: list[dict[str, str]], owner_uid: str = OWNER.uid) -> dict[str, Any]:

@@ -496,7 +496,7 @@ def test_deploy_doc_commands_match_the_repository() -> None:
 
 def test_deploy_doc_inline_manifests_match_the_crd_schema() -> None:
     """The inline example of docs/deploy.md is read by the operator's own models."""
-    from backfill_operator.model import BackfillSpec, PartitionedJobSpec
+    from backfill_operator.api.model import BackfillSpec, PartitionedJobSpec
 
     (block,) = [b for b in _code_blocks(ROOT / "docs" / "deploy.md", "sh") if "<<'EOF'" in b]
     manifest = block.split("<<'EOF'\n", 1)[1].split("\nEOF", 1)[0]

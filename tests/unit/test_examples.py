@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from backfill_operator import planner
-from backfill_operator.model import BackfillSpec, PartitionedJobSpec, PartitionedJobStatus
+from backfill_operator.api.model import BackfillSpec, PartitionedJobSpec, PartitionedJobStatus
+from backfill_operator.planning.ledger import preview as preview_of
+from backfill_operator.planning.verdict import PartitionedJobView, judge, new_backfill
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -37,7 +38,8 @@ def load(name: str) -> tuple[PartitionedJobSpec, BackfillSpec]:
 )
 def test_example_selects(name: str, count: int, first: str, last: str) -> None:
     job, spec = load(name)
-    preview = planner.preview(job, PartitionedJobStatus(), spec, NOW)
+    view = PartitionedJobView("pj", job, PartitionedJobStatus())
+    preview = preview_of(judge(new_backfill("ns", spec), view, NOW))
     keys = [preview.selection.key(i) for i in preview.launch_order(spec.order)]
     assert len(keys) == count
     assert (keys[0], keys[-1]) == (first, last)

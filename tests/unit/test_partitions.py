@@ -12,15 +12,15 @@ from croniter import croniter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from backfill_operator._cronfast import CronWalk
-from backfill_operator.partitions import (
+from backfill_operator.planning.cronwalk import CronWalk
+from backfill_operator.planning.ranges import IndexSet
+from backfill_operator.planning.schedule import TimePartitions
+from backfill_operator.planning.space import (
     MAX_PARTITIONS,
     Partition,
     PartitionError,
     StaticPartitions,
-    TimePartitions,
 )
-from backfill_operator.ranges import IndexSet
 
 ZONES = [
     "UTC",
@@ -407,7 +407,7 @@ def test_space_properties(expr: str, zone: str, data: st.DataObject) -> None:
     sel = space.select_range(None, None)
     expected = croniter_occurrences(expr, zone, start, start + 20 * 86400, 100_000)
     assert len(sel) == len(expected) - 1 == (space.last_index() or 0) + 1
-    parts = list(sel.iter_partitions())
+    parts = [sel.partition(i) for i in sel.indices]
     assert [p.index for p in parts] == list(range(len(sel)))
     assert [int(p.start.timestamp()) for p in parts if p.start] == expected[:-1]
     keys = [p.key for p in parts]
@@ -462,7 +462,7 @@ def test_selection_lookups() -> None:
         sel.key(0)
     with pytest.raises(AttributeError):
         sel.indices = IndexSet()  # type: ignore[misc]
-    assert [p.index for p in sel.iter_partitions(descending=True)] == [7, 3]
+    assert [sel.partition(i).index for i in sel.indices.iter_descending()] == [7, 3]
 
 
 # ------------------------------------------------------------------------- validation

@@ -10,9 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backfill_operator import naming, planner
-from backfill_operator.builders import LaunchRequest
-from backfill_operator.model import (
+from backfill_operator.api.model import (
     BackfillSpec,
     BackfillStatus,
     ConditionStatus,
@@ -21,8 +19,14 @@ from backfill_operator.model import (
     PartitionLedger,
     Phase,
 )
-from backfill_operator.observed import JobState, ObservedJob
-from backfill_operator.ranges import IndexSet
+from backfill_operator.planning import naming
+from backfill_operator.planning import verdict as planner
+from backfill_operator.planning.decide import Decision, plan
+from backfill_operator.planning.observed import JobState, ObservedJob
+from backfill_operator.planning.partitioned_job import partitioned_job_status
+from backfill_operator.planning.ranges import IndexSet
+from backfill_operator.planning.state import LaunchRequest, Outcome
+from backfill_operator.planning.status import EventIntent, compose_status, status_events
 
 NOW = datetime(2024, 11, 1, 12, 0, tzinfo=UTC)
 UID = "11111111-2222-3333-4444-555555555555"
@@ -64,10 +68,11 @@ class World:
         self.job = job
         self.spec = bf
         self.status = BackfillStatus()
-        self.job_status = ledger or PartitionedJobStatus()
+        # What the PartitionedJob pass writes before any Backfill merges outcomes.
+        self.job_status = ledger or partitioned_job_status(job, PartitionedJobStatus(), 1, NOW)
         self.jobs: dict[str, ObservedJob] = {}
         self.created: list[tuple[int, int]] = []
-        self.outcomes: list[planner.Outcome] = []
+        self.outcomes: list[Outcome] = []
         self.finished: list[tuple[int, int, bool]] = []
         self.now = NOW
         self.generation = 1
@@ -75,26 +80,19 @@ class World:
     def space(self) -> Any:
         return planner.build_space(self.job, self.now)
 
-    def decide(self, **kw: Any) -> planner.Decision:
-        space = self.space()
-        selection = planner.resolve_selection(space, self.spec, self.status)
+    def decide(self, template_error: str | None = None) -> Decision:
         view = planner.BackfillView("bf", "ns", UID, self.generation, self.spec, self.status)
-        job = planner.JobView(
-            "pj", self.job, self.job_status, "hash", kw.pop("template_error", None)
-        )
-        return planner.plan(
-            view, job, selection, space.fingerprint, list(self.jobs.values()), self.now, **kw
-        )
+        job = planner.PartitionedJobView("pj", self.job, self.job_status)
+        verdict = planner.judge(view, job, self.now, check_template=lambda *_: template_error)
+        return plan(verdict, list(self.jobs.values()), self.now)
 
-    def step(self) -> planner.Decision:
+    def step(self) -> Decision:
         """One pass in which every launch goes through and the status is written."""
         decision = self.decide()
         self.outcomes.extend(decision.outcomes)
-        if decision.ledger is not None:
+        if decision.ledger is not None and decision.ledger.applies_to(self.job_status):
             ledger = decision.ledger.apply(self.job_status)
-            self.job_status = self.job_status.model_copy(
-                update={"ledger": ledger, "partitioning": decision.ledger.partitioning}
-            )
+            self.job_status = self.job_status.model_copy(update={"ledger": ledger})
         for req in decision.launches:
             name = naming.job_name("bf", UID, req.index, req.key, req.attempt)
             assert name not in self.jobs, "a Job was created twice"
@@ -106,10 +104,9 @@ class World:
                 key=req.key,
                 state=JobState.ACTIVE,
                 owned=True,
-                template_hash="hash",
                 start_time=self.now,
             )
-        self.status = decision.status(decision.launches)
+        self.status = compose_status(decision.verdict, decision.state, decision.launches, self.now)
         for name in decision.deletions:
             del self.jobs[name]
         return decision
@@ -128,6 +125,15 @@ class World:
 
     def active(self) -> list[str]:
         return [n for n, j in self.jobs.items() if j.state is JobState.ACTIVE]
+
+
+def status_of(decision: Decision) -> BackfillStatus:
+    """The status of a pass in which nothing was launched."""
+    return compose_status(decision.verdict, decision.state, [], NOW)
+
+
+def events(decision: Decision, status: BackfillStatus) -> list[EventIntent]:
+    return status_events(decision.verdict, decision.state, status)
 
 
 def cond(status: BackfillStatus, ctype: str) -> tuple[ConditionStatus, str]:
@@ -229,11 +235,11 @@ def test_suspend_and_resume() -> None:
     decision = world.step()
     assert decision.launches == []
     assert world.status.phase is Phase.SUSPENDED
-    assert [e.reason for e in decision.events(world.status)] == ["Suspended"]
+    assert [e.reason for e in events(decision, world.status)] == ["Suspended"]
     world.spec = spec(concurrency=2)
     decision = world.step()
     assert [r.index for r in decision.launches] == [2, 3]
-    assert "Resumed" in [e.reason for e in decision.events(world.status)]
+    assert "Resumed" in [e.reason for e in events(decision, world.status)]
 
 
 def test_concurrency_change_applies_live() -> None:
@@ -282,23 +288,23 @@ def test_ledger_of_another_partitioning_is_ignored() -> None:
 
 def test_missing_partitioned_job_is_invalid() -> None:
     view = planner.BackfillView("bf", "ns", UID, 3, spec(), BackfillStatus())
-    job = planner.JobView("pj", None, PartitionedJobStatus())
-    decision = planner.plan(view, job, None, None, [], NOW)
+    job = planner.PartitionedJobView("pj", None, PartitionedJobStatus(), found=False)
+    decision = plan(planner.judge(view, job, NOW), [], NOW)
     assert decision.launches == []
-    status = decision.status()
+    status = status_of(decision)
     assert status.phase is Phase.INVALID
     assert cond(status, "Stalled") == (ConditionStatus.TRUE, "PartitionedJobNotFound")
     stalled = next(c for c in status.conditions if c.type == "Stalled")
     assert stalled.message == 'PartitionedJob "pj" not found in namespace "ns"'
     assert stalled.observed_generation == 3
-    assert [e.type for e in decision.events(status)] == ["Warning"]
+    assert [e.type for e in events(decision, status)] == ["Warning"]
 
 
 def test_rejected_template_is_invalid_and_launches_nothing() -> None:
     world = World(static_job(3), spec())
     decision = world.decide(template_error="spec.template.spec.containers: Required value")
     assert decision.launches == []
-    status = decision.status()
+    status = status_of(decision)
     assert status.phase is Phase.INVALID
     assert cond(status, "Stalled") == (ConditionStatus.TRUE, "InvalidJobTemplate")
 
@@ -335,7 +341,7 @@ def test_changed_partitioning_after_start_is_invalid() -> None:
 
 def test_succeeded_end_to_end_with_events_and_stable_transition_times() -> None:
     world = World(static_job(3), spec(concurrency=3))
-    events = world.step().events
+    first = world.step()
     first_ready = next(c for c in world.status.conditions if c.type == "Ready")
     world.now += timedelta(seconds=5)
     world.step()
@@ -349,8 +355,8 @@ def test_succeeded_end_to_end_with_events_and_stable_transition_times() -> None:
     assert world.status.progress == "3/3"
     assert cond(world.status, "Ready") == (ConditionStatus.TRUE, "Succeeded")
     assert cond(world.status, "Reconciling")[0] is ConditionStatus.FALSE
-    assert [e.reason for e in decision.events(world.status)] == ["Succeeded"]
-    assert events is not None
+    assert [e.reason for e in events(decision, world.status)] == ["Succeeded"]
+    assert first is not None
 
 
 def test_daily_range_selects_inclusive_ends() -> None:

@@ -1,4 +1,4 @@
-"""IndexSet against Python sets, the Kubernetes text form, and iter_complement."""
+"""IndexSet against Python sets and the Kubernetes text form."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import itertools
 import pickle
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from backfill_operator.ranges import MAX_INDEX, IndexSet, iter_complement
+from backfill_operator.planning.ranges import MAX_INDEX, IndexSet
 
 small_sets = st.sets(st.integers(min_value=0, max_value=200), max_size=60)
 # Clustered sets: runs of indices, so intervals are long and gaps vary.
@@ -117,28 +117,6 @@ def test_rank_and_clip(a: set[int], lo: int, hi: int) -> None:
     assert set(s.clip(lo, hi)) == {v for v in a if lo <= v <= hi}
 
 
-@given(
-    st.lists(any_set, min_size=0, max_size=3),
-    st.integers(0, 5_100),
-    st.integers(0, 5_100),
-    st.booleans(),
-    st.integers(0, 50),
-)
-@settings(max_examples=200)
-def test_iter_complement(
-    excluded: list[set[int]], lo: int, hi: int, descending: bool, take: int
-) -> None:
-    sets = [IndexSet.from_indices(e) for e in excluded]
-    union = set().union(*excluded)
-    expected = [i for i in range(lo, hi + 1) if i not in union]
-    if descending:
-        expected.reverse()
-    got = list(itertools.islice(iter_complement(lo, hi, *sets, descending=descending), take))
-    assert got == expected[:take]
-    if hi - lo < 600:
-        assert list(iter_complement(lo, hi, *sets, descending=descending)) == expected
-
-
 def test_from_range_and_empty() -> None:
     assert IndexSet.from_range(3, 5).format() == "3-5"
     assert IndexSet.from_range(5, 3) == IndexSet() == IndexSet.parse("")
@@ -172,7 +150,7 @@ def test_million_indices_fast_paths() -> None:
     assert len(odds) == 500_000 and odds.first() == 1 and odds.last() == 999_999
     assert full.union(evens) == full
     assert IndexSet.parse(evens.format()) == evens
-    pending = iter_complement(0, 999_999, evens, IndexSet.from_range(0, 499_999))
-    assert list(itertools.islice(pending, 3)) == [500_001, 500_003, 500_005]
-    back = iter_complement(0, 999_999, odds, descending=True)
+    pending = full.difference(evens).difference(IndexSet.from_range(0, 499_999))
+    assert list(itertools.islice(iter(pending), 3)) == [500_001, 500_003, 500_005]
+    back = full.difference(odds).iter_descending()
     assert list(itertools.islice(back, 2)) == [999_998, 999_996]

@@ -20,10 +20,9 @@ from prometheus_client import (
     start_http_server,
 )
 
-from .model import BackfillStatus, Phase
-from .planner import Outcome
+from ..api.model import PARTITION_STATES, BackfillStatus, Phase
+from ..planning.state import Outcome
 
-STATES = ("pending", "running", "succeeded", "failed", "skipped")
 RESULTS = ("succeeded", "failed")
 _BF = ("namespace", "backfill")
 _DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, float("inf"))
@@ -90,7 +89,7 @@ class Metrics:
     ) -> None:
         """Set the gauges of one Backfill from its status."""
         counts = status.counts
-        for state in STATES:
+        for state in PARTITION_STATES:
             self.partitions.labels(namespace, name, state).set(getattr(counts, state))
         self.concurrency.labels(namespace, name).set(concurrency)
         for phase in Phase:
@@ -125,7 +124,7 @@ class Metrics:
     def forget(self, namespace: str, name: str) -> None:
         """Remove every series of a deleted Backfill."""
         for metric, extra in (
-            (self.partitions, STATES),
+            (self.partitions, PARTITION_STATES),
             (self.phase, [str(p) for p in Phase]),
             (self.runs, RESULTS),
             (self.duration, RESULTS),

@@ -1,4 +1,4 @@
-"""What the planner sees of the cluster: Jobs and objects reduced to small frozen records.
+"""What the planner sees of the cluster: Jobs reduced to small frozen records.
 
 Raw API objects (dicts, as the apiserver returns them) are read here, once, so the planner
 works on typed values only. A Job is finished when it has the condition ``Complete`` or
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import naming
+from ..api import labels
+from .times import parse_time
 
 
 class JobState(enum.Enum):
@@ -41,7 +42,6 @@ class ObservedJob:
     key: str
     state: JobState
     owned: bool
-    template_hash: str
     created: str = ""
     start_time: datetime | None = None
     finish_time: datetime | None = None
@@ -49,14 +49,12 @@ class ObservedJob:
     deleting: bool = False
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """Parse a metav1.Time ("2024-01-01T00:00:00Z"); None for None or ""."""
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def job_state(conditions: list[dict[str, Any]]) -> tuple[JobState, datetime | None, str]:
+    """Return a Job's state from its ``status.conditions``, with when and why it ended.
 
-
-def _finished(conditions: list[dict[str, Any]]) -> tuple[JobState, datetime | None, str]:
+    Returns (state, the finishing condition's lastTransitionTime or None, "reason: message"
+    of a Failed condition or ""). The one definition of "this Job is finished" (module doc).
+    """
     for cond in conditions:
         if cond.get("status") != "True":
             continue
@@ -77,10 +75,10 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
     not created by this operator.
     """
     meta = raw.get("metadata") or {}
-    labels = meta.get("labels") or {}
+    job_labels = meta.get("labels") or {}
     try:
-        index = int(labels[naming.LABEL_PARTITION_INDEX])
-        attempt = int(labels[naming.LABEL_ATTEMPT])
+        index = int(job_labels[labels.LABEL_PARTITION_INDEX])
+        attempt = int(job_labels[labels.LABEL_ATTEMPT])
     except (KeyError, ValueError):
         return None
     if index < 0 or attempt < 1:
@@ -88,7 +86,7 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
     owners = meta.get("ownerReferences") or []
     owned = any(o.get("controller") and o.get("uid") == backfill_uid for o in owners)
     status = raw.get("status") or {}
-    state, finished, message = _finished(status.get("conditions") or [])
+    state, finished, message = job_state(status.get("conditions") or [])
     if state is not JobState.ACTIVE:
         finished = parse_time(status.get("completionTime")) or finished
     annotations = meta.get("annotations") or {}
@@ -96,10 +94,9 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
         name=meta.get("name", ""),
         index=index,
         attempt=attempt,
-        key=annotations.get(naming.ANNOTATION_PARTITION_KEY, str(index)),
+        key=annotations.get(labels.ANNOTATION_PARTITION_KEY, str(index)),
         state=state,
         owned=owned,
-        template_hash=annotations.get(naming.ANNOTATION_TEMPLATE_HASH, ""),
         created=meta.get("creationTimestamp") or "",
         start_time=parse_time(status.get("startTime")) or parse_time(meta.get("creationTimestamp")),
         finish_time=finished,

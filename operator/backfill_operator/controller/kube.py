@@ -1,24 +1,28 @@
 """The Kubernetes API edge: every call the operator makes, through the official client.
 
 Objects travel as plain dicts (``_preload_content=False`` + JSON), the shape the apiserver
-returns, so the pure core never sees client model classes. Errors are mapped to the few
+returns, so planning never sees client model classes. Errors are mapped to the few
 exceptions the reconciler acts on: :class:`Conflict` (resourceVersion changed: re-read and
-retry), :class:`Rejected` (the apiserver refused the object: a user error, shown in status)
-and anything else (a transient failure: retry with backoff).
+retry), :class:`AlreadyExists` (a create found the name taken: adopt it if ours),
+:class:`Rejected` (the apiserver refused the object: a user error, shown in status) and
+anything else (a transient failure: retry with backoff).
+
+:class:`KubeApi` is the protocol of those calls; the reconciler takes any implementation (its
+unit tests take a fake). :func:`update_status` is the one bounded read-modify-write of a status.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import kubernetes
 from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from .model import GROUP, VERSION
+from ..api.model import GROUP, VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -28,19 +32,81 @@ class Conflict(Exception):
 
 
 class Rejected(Exception):
-    """422/400 (or a 409 that is not ours to adopt): the apiserver refused the object."""
+    """422/400: the apiserver refused the object."""
 
 
-@dataclass(frozen=True)
-class CreateResult:
-    """Result of creating a Job: created, or ``adopted`` (it existed and is ours).
+class AlreadyExists(Exception):
+    """409 on a create: an object of that name exists."""
 
-    ``created`` is the Job's creationTimestamp as the apiserver wrote it.
+
+#: Attempts of :func:`update_status` before it gives up on conflicts.
+STATUS_UPDATE_ATTEMPTS = 10
+
+
+class KubeApi(Protocol):
+    """The Kubernetes calls the reconciler makes (objects are raw dicts; thread-safe)."""
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return custom object ``plural`` namespace/name, or None when it does not exist."""
+        ...
+
+    def replace_status(self, plural: str, body: dict[str, Any], status: dict[str, Any]) -> None:
+        """Write ``status`` of ``body`` at its resourceVersion; :class:`Conflict` if stale."""
+        ...
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Return every Job of ``namespace`` matching the label ``selector``."""
+        ...
+
+    def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create a Job and return it; :class:`AlreadyExists`, :class:`Rejected`."""
+        ...
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return Job namespace/name, or None when it does not exist."""
+        ...
+
+    def dry_run_job(self, manifest: dict[str, Any]) -> str | None:
+        """Return the apiserver's refusal of ``manifest`` (server-side dry run), or None."""
+        ...
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job (background propagation); a missing Job is fine."""
+        ...
+
+    def create_event(self, event: dict[str, Any]) -> None:
+        """Post a core/v1 Event (best effort: never raises for a refusal)."""
+        ...
+
+
+def update_status(
+    api: KubeApi,
+    plural: str,
+    namespace: str,
+    name: str,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    attempts: int = STATUS_UPDATE_ATTEMPTS,
+) -> bool:
+    """Read an object, compute its new status with ``change(body)``, write it; retry conflicts.
+
+    ``change`` returns the new ``status`` (API shape) or None for "nothing to write". Returns
+    True when a status was written, False when the object is gone or nothing changed. Raises
+    RuntimeError after ``attempts`` conflicts in a row (the caller's pass fails and is retried
+    with backoff), so no writer loops without bound.
     """
-
-    name: str
-    adopted: bool
-    created: str
+    for _ in range(attempts):
+        body = api.get(plural, namespace, name)
+        if body is None:
+            return False
+        status = change(body)
+        if status is None:
+            return False
+        try:
+            api.replace_status(plural, body, status)
+            return True
+        except Conflict:
+            continue
+    raise RuntimeError(f"could not update the status of {plural} {namespace}/{name}: conflicts")
 
 
 def load_client() -> ApiClient:
@@ -77,7 +143,7 @@ def _json(response: Any) -> dict[str, Any]:
 
 
 class Kube:
-    """Thin synchronous wrapper around the calls the reconciler makes (thread-safe)."""
+    """:class:`KubeApi` over the official client (synchronous, thread-safe)."""
 
     def __init__(self, api: ApiClient) -> None:
         self.api = api
@@ -149,33 +215,33 @@ class Kube:
             if not token:
                 return items
 
-    def create_job(self, manifest: dict[str, Any], owner_uid: str) -> CreateResult:
-        """Create a Job; on AlreadyExists adopt it if its controller owner is ``owner_uid``.
+    def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create a Job and return it as the apiserver wrote it.
 
-        Raises :class:`Rejected` when the apiserver refuses the manifest (422/400) or when a
-        Job of that name exists with another controller.
+        Raises :class:`AlreadyExists` when a Job of that name exists (the caller decides
+        whether to adopt it) and :class:`Rejected` when the apiserver refuses the manifest.
         """
         meta = manifest["metadata"]
         try:
             response = self.batch.create_namespaced_job(
                 meta["namespace"], cast(Any, manifest), _preload_content=False
             )
-            stamp = _json(response)["metadata"].get("creationTimestamp", "")
-            return CreateResult(meta["name"], adopted=False, created=stamp)
         except ApiException as exc:
             if exc.status in (400, 422):
                 raise Rejected(_message(exc)) from exc
-            if exc.status != 409:
-                raise
-        existing = self.batch.read_namespaced_job(
-            meta["name"], meta["namespace"], _preload_content=False
-        )
-        existing_meta = _json(existing).get("metadata") or {}
-        owners = existing_meta.get("ownerReferences") or []
-        if any(o.get("controller") and o.get("uid") == owner_uid for o in owners):
-            stamp = existing_meta.get("creationTimestamp", "")
-            return CreateResult(meta["name"], adopted=True, created=stamp)
-        raise Rejected(f'Job "{meta["name"]}" already exists and is not owned by this Backfill')
+            if exc.status == 409:
+                raise AlreadyExists(_message(exc)) from exc
+            raise
+        return _json(response)
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return Job namespace/name, or None when it does not exist."""
+        try:
+            return _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def dry_run_job(self, manifest: dict[str, Any]) -> str | None:
         """Validate a Job with a server-side dry run; return the apiserver's refusal or None."""

@@ -5,7 +5,7 @@ These models are the single source of truth: the CRD YAML in ``crds/`` is genera
 objects with them. Field names are the Kubernetes (camelCase) names; Python code uses the
 snake_case attributes. Constraints that the apiserver can check (enums, minimums, one-of, CEL
 rules) are declared here so that bad input is rejected at ``kubectl apply``; the rest is
-checked by the planner and reported as phase ``Invalid``.
+checked by :mod:`backfill_operator.planning.verdict` and reported as phase ``Invalid``.
 
 Conventions follow the Kubernetes API conventions (sig-architecture/api-conventions.md):
 optional fields are omitted rather than null, status carries ``observedGeneration`` and
@@ -23,6 +23,9 @@ from pydantic.alias_generators import to_camel
 GROUP = "backfill.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+#: Resource (plural) names, as in API paths and ``kubectl get``.
+BACKFILLS = "backfills"
+PARTITIONED_JOBS = "partitionedjobs"
 
 #: Largest explicit ``spec.partitions`` list of a Backfill (enforced by the CRD schema).
 MAX_EXPLICIT_PARTITIONS = 10_000
@@ -343,7 +346,12 @@ class Phase(enum.StrEnum):
     INVALID = "Invalid"
 
 
+#: Phases a Backfill does not leave (unless its spec changes).
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+
+#: The partition states of ``status.counts`` (besides ``total``), in display order; the
+#: ``state`` label values of the ``backfill_partitions`` metric.
+PARTITION_STATES = ("succeeded", "failed", "running", "pending", "skipped")
 
 
 class PartitionCounts(_Model):

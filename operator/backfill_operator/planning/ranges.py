@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["MAX_INDEX", "IndexSet", "iter_complement"]
+__all__ = ["MAX_INDEX", "IndexSet"]
 
 #: Largest index an :class:`IndexSet` holds (indices are stored as signed 64-bit integers).
 MAX_INDEX = 2**62
@@ -372,66 +372,3 @@ class IndexSet:
                 starts.append(s)
                 ends.append(e)
         return IndexSet._make(starts, ends)
-
-
-def iter_complement(
-    lo: int, hi: int, *excluded: IndexSet, descending: bool = False
-) -> Iterator[int]:
-    """Yield the integers of ``[lo, hi]`` (inclusive) that are in none of ``excluded``.
-
-    Ascending by default, descending with ``descending=True``; lazy: taking the first K
-    costs O(log intervals + intervals skipped + K), so "the next K pending partitions among a
-    million" is cheap whatever the sizes. Yields nothing when ``hi < lo``.
-    """
-    if hi < lo:
-        return
-    sets = [s for s in excluded if s._len]
-    if descending:
-        # pos[k]: index of the last interval of set k starting at or below the cursor.
-        pos = [bisect_right(s._starts, hi) - 1 for s in sets]
-        cur = hi
-        while cur >= lo:
-            covered_to: int | None = None
-            for k, s in enumerate(sets):
-                p = pos[k]
-                while p >= 0 and s._starts[p] > cur:
-                    p -= 1
-                pos[k] = p
-                if p >= 0 and s._ends[p] >= cur:
-                    low = s._starts[p] - 1
-                    covered_to = low if covered_to is None else min(covered_to, low)
-            if covered_to is not None:
-                cur = covered_to
-                continue
-            # cur is free: it stays free down to just above the nearest interval end below it.
-            stop = lo - 1
-            for k, s in enumerate(sets):
-                p = pos[k]
-                if p >= 0:
-                    stop = max(stop, s._ends[p])
-            yield from range(cur, stop, -1)
-            cur = stop
-        return
-    pos = [max(0, bisect_left(s._ends, lo)) for s in sets]
-    cur = lo
-    while cur <= hi:
-        covered_from: int | None = None
-        for k, s in enumerate(sets):
-            p = pos[k]
-            n = len(s._starts)
-            while p < n and s._ends[p] < cur:
-                p += 1
-            pos[k] = p
-            if p < n and s._starts[p] <= cur:
-                high = s._ends[p] + 1
-                covered_from = high if covered_from is None else max(covered_from, high)
-        if covered_from is not None:
-            cur = covered_from
-            continue
-        stop = hi + 1
-        for k, s in enumerate(sets):
-            p = pos[k]
-            if p < len(s._starts):
-                stop = min(stop, s._starts[p])
-        yield from range(cur, stop)
-        cur = stop

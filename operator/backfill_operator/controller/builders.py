@@ -1,5 +1,8 @@
 """Pure builders of the Kubernetes manifests the operator sends (plain dicts, no client types).
 
+Pure (no I/O) but here, beside the client that sends what they build: planning decides
+*what* runs, these say *how it looks* on the wire.
+
 Shapes follow batch/v1 Job and core/v1 Event as the Kubernetes API reference defines them.
 """
 
@@ -7,22 +10,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from . import naming
-from .model import API_VERSION
-
-#: Environment variables set on every container of every Job (Kubernetes expands $(VAR) in
-#: command and args from these, so no template engine is needed).
-ENV_NAMES = (
-    "PARTITION_KEY",
-    "PARTITION_START",
-    "PARTITION_END",
-    "PARTITION_INDEX",
-    "BACKFILL_NAME",
-    "BACKFILL_ATTEMPT",
-)
+from ..api import labels as names
+from ..api.model import API_VERSION
+from ..planning.state import LaunchRequest
+from ..planning.times import rfc3339
 
 
 @dataclass(frozen=True)
@@ -45,24 +39,6 @@ class Owner:
         }
 
 
-@dataclass(frozen=True)
-class LaunchRequest:
-    """One Job to create: a partition attempt (attempt is 1-based)."""
-
-    index: int
-    key: str
-    start: datetime | None
-    end: datetime | None
-    attempt: int
-
-
-def rfc3339(moment: datetime | None) -> str:
-    """Return ``moment`` as RFC 3339 in UTC with a ``Z`` suffix, or "" for None."""
-    if moment is None:
-        return ""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _with_env(container: dict[str, Any], env: list[dict[str, str]]) -> dict[str, Any]:
     names = {e["name"] for e in env}
     kept = [e for e in container.get("env") or [] if e.get("name") not in names]
@@ -81,9 +57,11 @@ def build_job(
     """Return the batch/v1 Job manifest of one partition attempt.
 
     ``job_template`` is the PartitionedJob's ``spec.jobTemplate`` (a JobTemplateSpec). The
-    Job gets the template's labels and annotations plus the operator's (``naming`` module),
-    a controller ownerReference to the Backfill, and the ``ENV_NAMES`` variables on every
-    container and init container. ``spec.ttlSecondsAfterFinished`` is dropped: the operator
+    Job is named ``request.job_name`` and gets the template's labels and annotations plus the
+    operator's (:mod:`backfill_operator.api.labels`), a controller ownerReference to the
+    Backfill, and the variables PARTITION_KEY, PARTITION_START, PARTITION_END (RFC 3339, ""
+    for static values), PARTITION_INDEX, BACKFILL_NAME and BACKFILL_ATTEMPT on every container
+    and init container. ``spec.ttlSecondsAfterFinished`` is dropped: the operator
     deletes finished Jobs itself once their outcome is recorded, and a Job that vanishes
     earlier would lose its outcome.
     """
@@ -91,18 +69,18 @@ def build_job(
     meta = template.get("metadata") or {}
     spec: dict[str, Any] = template.get("spec") or {}
     spec.pop("ttlSecondsAfterFinished", None)
-    labels = {
+    job_labels = {
         **(meta.get("labels") or {}),
-        naming.LABEL_BACKFILL: owner.name,
-        naming.LABEL_BACKFILL_UID: owner.uid,
-        naming.LABEL_PARTITIONED_JOB: partitioned_job,
-        naming.LABEL_PARTITION_INDEX: str(request.index),
-        naming.LABEL_ATTEMPT: str(request.attempt),
+        names.LABEL_BACKFILL: owner.name,
+        names.LABEL_BACKFILL_UID: owner.uid,
+        names.LABEL_PARTITIONED_JOB: partitioned_job,
+        names.LABEL_PARTITION_INDEX: str(request.index),
+        names.LABEL_ATTEMPT: str(request.attempt),
     }
     annotations = {
         **(meta.get("annotations") or {}),
-        naming.ANNOTATION_PARTITION_KEY: request.key,
-        naming.ANNOTATION_TEMPLATE_HASH: template_hash,
+        names.ANNOTATION_PARTITION_KEY: request.key,
+        names.ANNOTATION_TEMPLATE_HASH: template_hash,
     }
     env = [
         {"name": "PARTITION_KEY", "value": request.key},
@@ -116,14 +94,13 @@ def build_job(
     pod_meta: dict[str, Any] = pod_template.setdefault("metadata", {})
     pod_meta["labels"] = {
         **(pod_meta.get("labels") or {}),
-        naming.LABEL_BACKFILL: owner.name,
-        naming.LABEL_PARTITION_INDEX: str(request.index),
-        naming.LABEL_ATTEMPT: str(request.attempt),
+        names.LABEL_BACKFILL: owner.name,
+        names.LABEL_PARTITION_INDEX: str(request.index),
+        names.LABEL_ATTEMPT: str(request.attempt),
     }
     pod_meta["annotations"] = {
         **(pod_meta.get("annotations") or {}),
-        naming.ANNOTATION_PARTITION_KEY: request.key,
-        naming.LABEL_ATTEMPT: str(request.attempt),
+        names.ANNOTATION_PARTITION_KEY: request.key,
     }
     pod_spec: dict[str, Any] = pod_template.setdefault("spec", {})
     for field in ("containers", "initContainers"):
@@ -133,11 +110,9 @@ def build_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": naming.job_name(
-                owner.name, owner.uid, request.index, request.key, request.attempt
-            ),
+            "name": request.job_name,
             "namespace": owner.namespace,
-            "labels": labels,
+            "labels": job_labels,
             "annotations": annotations,
             "ownerReferences": [owner.reference()],
         },

@@ -1,0 +1,27 @@
+"""Labels and annotations on the Jobs (and pod templates) the operator creates.
+
+Their names are API: dashboards, ``kubectl`` selectors, the CLI and the operator itself (it
+lists a Backfill's Jobs by :data:`LABEL_BACKFILL_UID`) rely on them. ``docs/design.md``,
+"Labels and annotations", lists where each appears.
+"""
+
+from __future__ import annotations
+
+from .model import GROUP
+
+#: Label: the Backfill's name (on Jobs and pods; a watch selector of the operator).
+LABEL_BACKFILL = f"{GROUP}/backfill"
+#: Label: the Backfill's UID (the selector the operator lists a Backfill's Jobs by).
+LABEL_BACKFILL_UID = f"{GROUP}/backfill-uid"
+#: Label: the PartitionedJob's name.
+LABEL_PARTITIONED_JOB = f"{GROUP}/partitioned-job"
+#: Label: the global partition index, decimal.
+LABEL_PARTITION_INDEX = f"{GROUP}/partition-index"
+#: Label: the attempt number, 1-based, decimal.
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+#: Annotation: the partition key.
+ANNOTATION_PARTITION_KEY = f"{GROUP}/partition-key"
+#: Annotation: the hash of the jobTemplate the Job was built from.
+ANNOTATION_TEMPLATE_HASH = f"{GROUP}/template-hash"
+#: Label a retry Backfill made by ``kubectl backfill retry-failed`` carries: the original.
+LABEL_RETRY_OF = f"{GROUP}/retry-of"

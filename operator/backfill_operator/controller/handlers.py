@@ -1,0 +1,148 @@
+"""kopf handlers: each turns kopf's arguments into a call of the runtime or reconciler.
+
+* one daemon per Backfill runs its reconcile loop (kopf starts it for every Backfill that
+  exists when the operator starts, so a restart resumes every backfill);
+* a spec change of a Backfill (``metadata.generation`` ahead of ``status.observedGeneration``)
+  wakes its loop; a spec change of a PartitionedJob runs its pass and wakes the Backfills that
+  reference it; the operator's own status writes (generation observed) wake nothing;
+* watch events of Jobs labelled with a Backfill wake its loop when the Job ended or went away
+  (``on.event`` handlers store no progress and add no finalizers on Jobs);
+* an index maps each PartitionedJob to the Backfills that reference it.
+
+The :class:`~.runtime.Runtime` reaches the handlers through kopf's memo (``memo.runtime``,
+set by :mod:`backfill_operator.__main__`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping
+from typing import Any, cast
+
+import kopf
+
+from ..api.labels import LABEL_BACKFILL
+from ..api.model import BACKFILLS, GROUP, PARTITIONED_JOBS, VERSION
+from ..planning.naming import object_key
+from ..planning.observed import JobState, job_state
+from .runtime import Runtime
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime = getattr(memo, "runtime", None)
+    if not isinstance(runtime, Runtime):
+        raise kopf.PermanentError("operator runtime not initialised (memo.runtime)")
+    return runtime
+
+
+def _ns(namespace: str | None) -> str:
+    if namespace is None:  # the resources are namespaced; kopf types allow cluster scope
+        raise kopf.PermanentError("a namespaced object without a namespace")
+    return namespace
+
+
+def spec_unobserved(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """True when the object's spec generation is not the one its status last observed.
+
+    The apiserver bumps ``metadata.generation`` only for spec changes, and every status the
+    operator writes carries ``observedGeneration`` (Kubernetes API conventions), so the
+    operator's own status writes come back as events for which this is False.
+    """
+    generation = meta.get("generation")
+    return generation is None or status.get("observedGeneration") != generation
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Keep kopf's own bookkeeping off user objects as far as kopf allows."""
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.persistence.finalizer = f"{GROUP}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+
+
+@kopf.index(GROUP, VERSION, BACKFILLS)
+def backfills_by_job(
+    *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[str, str]:
+    """Index: ``namespace/partitioned job`` → Backfill names referencing it."""
+    job = (spec.get("jobRef") or {}).get("name", "")
+    return {object_key(_ns(namespace), job): name}
+
+
+@kopf.daemon(GROUP, VERSION, BACKFILLS, cancellation_timeout=10.0)
+async def backfill_worker(
+    *, namespace: str | None, name: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any
+) -> None:
+    """Run the Backfill's reconcile loop until it is deleted or the operator stops."""
+
+    def stop_wait(timeout: float | None) -> Awaitable[object]:
+        return cast(Awaitable[object], stopped.wait(timeout))
+
+    await _runtime(memo).run_worker(_ns(namespace), name, stopped.is_set, stop_wait)
+
+
+@kopf.on.event(GROUP, VERSION, BACKFILLS)
+def backfill_event(
+    *,
+    namespace: str | None,
+    name: str,
+    type: str,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    memo: Any,
+    **_: Any,
+) -> None:
+    """Wake the Backfill's loop on a spec change; when it was deleted, drop its metrics."""
+    runtime = _runtime(memo)
+    if type == "DELETED":
+        runtime.reconciler.metrics.forget(_ns(namespace), name)
+    elif spec_unobserved(meta, status):
+        runtime.wake(_ns(namespace), name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_BACKFILL: kopf.PRESENT})
+def job_event(
+    *,
+    namespace: str | None,
+    labels: Mapping[str, str],
+    type: str,
+    status: kopf.Status,
+    memo: Any,
+    **_: Any,
+) -> None:
+    """Wake the loop of the Job's Backfill when the Job ended or was deleted.
+
+    A freed slot is refilled at once; the Job's progress updates (pods started, ready) change
+    nothing the planner reads, so they wake nothing.
+    """
+    state = job_state(list(status.get("conditions") or []))[0]
+    if type == "DELETED" or state is not JobState.ACTIVE:
+        _runtime(memo).wake(_ns(namespace), labels[LABEL_BACKFILL])
+
+
+@kopf.on.event(GROUP, VERSION, PARTITIONED_JOBS)
+async def partitioned_job_event(
+    *,
+    namespace: str | None,
+    name: str,
+    type: str,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    """On a spec change or deletion: refresh its status, wake the Backfills that use it."""
+    runtime = _runtime(memo)
+    ns = _ns(namespace)
+    if type != "DELETED":
+        if not spec_unobserved(meta, status):
+            return  # a status write (the ledger): nothing for the Backfills to do
+        await asyncio.to_thread(runtime.reconciler.reconcile_partitioned_job, ns, name)
+    index: kopf.Index[str, str] = kwargs["backfills_by_job"]
+    for backfill in index.get(object_key(ns, name), []):
+        runtime.wake(ns, backfill)

@@ -1,0 +1,318 @@
+"""One reconcile pass of a Backfill or a PartitionedJob: I/O around the pure planning.
+
+A Backfill pass reads the Backfill, its PartitionedJob and its Jobs from the API (never from
+memory), has :func:`~backfill_operator.planning.verdict.judge` and
+:func:`~backfill_operator.planning.decide.plan` decide, then acts in an order that survives a
+crash between any two steps:
+
+1. create the planned Jobs (deterministic names: AlreadyExists → adopt it when its controller
+   owner reference is this Backfill, as the CronJob controller does), first so that a freed
+   slot is refilled with the least delay;
+2. merge new final outcomes into the PartitionedJob's ledger (idempotent);
+3. write the Backfill's whole status once, only if it changed (optimistic lock: a Conflict
+   ends the pass and asks for another at once);
+4. delete finished Jobs whose outcome that status records (beyond the history limits);
+5. send Events (after the status write, as JobSet and Kueue do).
+
+A crash after 1 leaves Jobs the next pass lists and adopts; after 2, a merge the next pass
+repeats without effect; after 3, Jobs the next pass deletes; after 4, Events not sent (they
+describe transitions the next pass no longer sees: at most those are lost, never duplicated).
+
+The API calls go through a :class:`~.kube.KubeApi` and time through a
+:class:`~backfill_operator.clock.Clock`, both injected, so the order above is unit-tested
+with fakes (``tests/unit/test_reconciler.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import clock as clocks
+from ..api import labels
+from ..api.model import API_VERSION, BACKFILLS, PARTITIONED_JOBS, BackfillStatus
+from ..planning import verdict as judging
+from ..planning.decide import Decision, plan
+from ..planning.ledger import LedgerUpdate
+from ..planning.observed import observe_job
+from ..planning.partitioned_job import partitioned_job_status
+from ..planning.space import Partition
+from ..planning.state import LaunchRequest
+from ..planning.status import compose_status, status_events
+from . import builders
+from .builders import Owner
+from .kube import AlreadyExists, Conflict, KubeApi, Rejected, update_status
+from .metrics import Metrics
+
+#: Creates and deletes one pass sends at once (the client's connection pool holds 32).
+API_PARALLELISM = 16
+#: Requeue after a launch the apiserver refused, seconds.
+LAUNCH_ERROR_REQUEUE_SECONDS = 30.0
+#: Requeue while the PartitionedJob's status has no partitioning yet, seconds.
+LEDGER_NOT_READY_REQUEUE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass asks of its loop.
+
+    ``requeue_after_seconds``: look again then at the latest (None: only on a wake-up);
+    ``gone``: the Backfill no longer exists (or is being deleted): stop its loop;
+    ``again``: run another pass at once (the status write met a conflict).
+    """
+
+    requeue_after_seconds: float | None = None
+    gone: bool = False
+    again: bool = False
+
+
+@dataclass
+class _Launched:
+    """The launches of a pass that went through, their Jobs' creation times, the refusal."""
+
+    requests: list[LaunchRequest] = field(default_factory=list)
+    created_at: dict[int, str] = field(default_factory=dict)
+    created: int = 0
+    error: str | None = None
+
+
+def involved_object(body: dict[str, Any]) -> dict[str, Any]:
+    """Return the ``involvedObject`` reference of an Event about ``body``."""
+    meta = body["metadata"]
+    return {
+        "apiVersion": body.get("apiVersion", API_VERSION),
+        "kind": body.get("kind", "Backfill"),
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "uid": meta.get("uid", ""),
+        "resourceVersion": meta.get("resourceVersion", ""),
+    }
+
+
+def _owned_by(job: dict[str, Any], uid: str) -> bool:
+    owners = (job.get("metadata") or {}).get("ownerReferences") or []
+    return any(o.get("controller") and o.get("uid") == uid for o in owners)
+
+
+class Reconciler:
+    """Runs reconcile passes (synchronous; one pass at a time per object, any thread)."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        metrics: Metrics,
+        clock: clocks.Clock = clocks.SYSTEM,
+        *,
+        parallelism: int = API_PARALLELISM,
+    ) -> None:
+        self.api = api
+        self.metrics = metrics
+        self.clock = clock
+        self._selections = judging.SelectionCache()
+        self._template_checks: dict[tuple[str, str, str], str | None] = {}
+        self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
+
+    # ------------------------------------------------------------------ Backfill pass
+    def reconcile(self, namespace: str, name: str) -> PassResult:
+        """Run one pass for Backfill namespace/name; see the module docstring for the order."""
+        started = self.clock.monotonic()
+        try:
+            return self._reconcile(namespace, name)
+        finally:
+            self.metrics.reconcile_seconds.observe(self.clock.monotonic() - started)
+
+    def _check_template(
+        self, owner: Owner, pj: judging.PartitionedJobView, t_hash: str, sample: Partition
+    ) -> str | None:
+        """Server-side dry run of a Job built from the template, once per template hash."""
+        key = (owner.namespace, pj.name, t_hash)
+        if key not in self._template_checks:
+            assert pj.spec is not None
+            request = LaunchRequest(sample.index, sample.key, sample.start, sample.end, 1, "-")
+            manifest = builders.build_job(
+                owner=owner,
+                partitioned_job=pj.name,
+                job_template=pj.spec.job_template,
+                request=request,
+                template_hash=t_hash,
+            )
+            self._template_checks[key] = self.api.dry_run_job(manifest)
+        return self._template_checks[key]
+
+    def _judge(self, body: dict[str, Any], owner: Owner) -> judging.Verdict:
+        view = judging.load_backfill(body)
+        pj_name = view.spec.job_ref.name if view.spec is not None else ""
+        pj_body = self.api.get(PARTITIONED_JOBS, owner.namespace, pj_name) if pj_name else None
+        return judging.judge(
+            view,
+            judging.load_partitioned_job(pj_name, pj_body),
+            self.clock.now(),
+            selections=self._selections,
+            check_template=functools.partial(self._check_template, owner),
+        )
+
+    def _reconcile(self, namespace: str, name: str) -> PassResult:
+        body = self.api.get(BACKFILLS, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return PassResult(gone=True)
+        uid = body["metadata"]["uid"]
+        owner = Owner(namespace, name, uid)
+        now = self.clock.now()
+        verdict = self._judge(body, owner)
+        observed = []
+        if verdict.backfill.spec is not None:
+            raw = self.api.list_jobs(namespace, f"{labels.LABEL_BACKFILL_UID}={uid}")
+            observed = [j for j in (observe_job(r, uid) for r in raw) if j is not None]
+        decision = plan(verdict, observed, now)
+
+        launched = self._launch(owner, verdict, decision.launches)
+        if decision.ledger is not None and not self._merge_ledger(
+            namespace, verdict.partitioned_job.name, decision.ledger
+        ):
+            # The PartitionedJob pass has not numbered the ledger yet: record nothing now.
+            return PassResult(requeue_after_seconds=LEDGER_NOT_READY_REQUEUE_SECONDS)
+        status = compose_status(
+            verdict,
+            decision.state,
+            launched.requests,
+            now,
+            created=launched.created_at,
+            launch_error=launched.error,
+        )
+        if launched.error is not None and not launched.requests and decision.launches:
+            # A Job the apiserver refuses would be refused for every partition: stop here.
+            key = (namespace, verdict.partitioned_job.name, verdict.template_hash)
+            self._template_checks[key] = launched.error
+        if status != verdict.backfill.status:
+            try:
+                self.api.replace_status(BACKFILLS, body, status.to_api())
+            except Conflict:
+                self.metrics.record(namespace, name, (), launched.created)
+                return PassResult(again=True)
+        self._delete(namespace, decision.deletions)
+        for intent in status_events(verdict, decision.state, status):
+            self.api.create_event(
+                builders.build_event(
+                    involved=involved_object(body),
+                    event_type=intent.type,
+                    reason=intent.reason,
+                    message=intent.message,
+                    now=now,
+                )
+            )
+        self._observe(namespace, name, decision, status, launched.created)
+        requeue = decision.requeue_after_seconds
+        if launched.error is not None:
+            requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
+        return PassResult(requeue_after_seconds=requeue)
+
+    def _observe(
+        self, namespace: str, name: str, decision: Decision, status: BackfillStatus, created: int
+    ) -> None:
+        spec = decision.verdict.backfill.spec
+        self.metrics.record(namespace, name, decision.outcomes, created)
+        if spec is not None:
+            self.metrics.observe_status(
+                namespace, name, spec.job_ref.name, spec.concurrency, status
+            )
+
+    def _launch(
+        self, owner: Owner, verdict: judging.Verdict, requests: Sequence[LaunchRequest]
+    ) -> _Launched:
+        """Create the Jobs of ``requests`` in parallel; adopt the ones that exist and are ours.
+
+        A refusal (Rejected, or a Job of that name owned by something else) is reported in the
+        result; other errors are raised when no launch went through (the pass is retried),
+        else left for the next pass, which lists what exists.
+        """
+        out = _Launched()
+        pj = verdict.partitioned_job
+        if pj.spec is None or not requests:
+            return out
+        manifests = [
+            builders.build_job(
+                owner=owner,
+                partitioned_job=pj.name,
+                job_template=pj.spec.job_template,
+                request=request,
+                template_hash=verdict.template_hash,
+            )
+            for request in requests
+        ]
+        futures = [self._pool.submit(self._create, m, owner.uid) for m in manifests]
+        failure: BaseException | None = None
+        for request, future in zip(requests, futures, strict=True):
+            try:
+                stamp, adopted = future.result()
+            except Rejected as exc:
+                out.error = out.error or str(exc)
+                continue
+            except Exception as exc:  # transient: the next pass lists what exists
+                failure = failure or exc
+                continue
+            out.requests.append(request)
+            out.created_at[request.index] = stamp
+            out.created += 0 if adopted else 1
+        if failure is not None and not out.requests:
+            raise failure
+        return out
+
+    def _create(self, manifest: dict[str, Any], owner_uid: str) -> tuple[str, bool]:
+        """Create one Job; return (its creationTimestamp, adopted)."""
+        meta = manifest["metadata"]
+        try:
+            job = self.api.create_job(manifest)
+            return str(job["metadata"].get("creationTimestamp") or ""), False
+        except AlreadyExists:
+            existing = self.api.read_job(meta["namespace"], meta["name"])
+        if existing is None:  # deleted since: the next pass creates it again
+            raise RuntimeError(f'Job "{meta["name"]}" existed and is gone')
+        if not _owned_by(existing, owner_uid):
+            raise Rejected(f'Job "{meta["name"]}" already exists and is not owned by this Backfill')
+        return str(existing["metadata"].get("creationTimestamp") or ""), True
+
+    def _delete(self, namespace: str, names: Sequence[str]) -> None:
+        for done in [self._pool.submit(self.api.delete_job, namespace, n) for n in names]:
+            done.result()
+
+    def _merge_ledger(self, namespace: str, name: str, update: LedgerUpdate) -> bool:
+        """Merge final outcomes into the PartitionedJob's ledger (bounded retries).
+
+        Returns False when the PartitionedJob's status has no ``partitioning`` yet (its pass
+        has not run: the caller records nothing and looks again soon); outcomes of another
+        numbering than the status' are dropped (``planning.ledger``).
+        """
+        ready = True
+
+        def change(body: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal ready
+            status = judging.load_partitioned_job(name, body).status
+            if status.partitioning is None:
+                ready = False
+                return None
+            if not update.applies_to(status):
+                return None
+            new = status.model_copy(update={"ledger": update.apply(status)})
+            return None if new == status else new.to_api()
+
+        update_status(self.api, PARTITIONED_JOBS, namespace, name, change)
+        return ready
+
+    # ------------------------------------------------------------- PartitionedJob pass
+    def reconcile_partitioned_job(self, namespace: str, name: str) -> None:
+        """Write a PartitionedJob's status (validity, description, numbering) when it changed."""
+
+        def change(body: dict[str, Any]) -> dict[str, Any] | None:
+            if body["metadata"].get("deletionTimestamp"):
+                return None
+            view = judging.load_partitioned_job(name, body)
+            spec = view.spec if view.spec is not None else view.spec_error
+            assert spec is not None  # found: a spec, or why it cannot be read
+            generation = int(body["metadata"].get("generation") or 0)
+            status = partitioned_job_status(spec, view.status, generation, self.clock.now())
+            return None if status == view.status else status.to_api()
+
+        update_status(self.api, PARTITIONED_JOBS, namespace, name, change)

@@ -1,0 +1,87 @@
+"""The loops that drive reconcile passes: one worker per Backfill, woken by watch events.
+
+A worker (run by a kopf daemon) waits for a wake-up (a Job or Backfill watch event) or for the
+planner's requeue time, then runs a pass in a thread. Wake-ups that arrive during a pass
+coalesce into one more pass. Errors back off exponentially (1 s doubling to 60 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ..planning.naming import object_key
+from .reconciler import Reconciler
+
+logger = logging.getLogger(__name__)
+
+#: Longest wait between passes of a Backfill that has nothing scheduled (a safety net).
+RESYNC_SECONDS = 300.0
+#: Longest wait after a failed pass, seconds.
+MAX_ERROR_BACKOFF_SECONDS = 60.0
+
+StopWait = Callable[[float | None], Awaitable[object]]
+
+
+class Runtime:
+    """Per-Backfill workers: wake-ups by key, one pass at a time per Backfill."""
+
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.reconciler = reconciler
+        self._wakeups: dict[str, asyncio.Event] = {}
+
+    def wake(self, namespace: str, name: str) -> None:
+        """Ask the worker of Backfill namespace/name for a pass (coalesced)."""
+        event = self._wakeups.get(object_key(namespace, name))
+        if event is not None:
+            event.set()
+
+    async def run_worker(
+        self, namespace: str, name: str, is_stopped: Callable[[], bool], stop_wait: StopWait
+    ) -> None:
+        """Run passes for one Backfill until ``is_stopped()``.
+
+        ``stop_wait(timeout)`` must return an awaitable that completes when the worker is
+        asked to stop or after ``timeout`` seconds (kopf's ``stopped.wait``).
+        """
+        key = object_key(namespace, name)
+        wake = self._wakeups.setdefault(key, asyncio.Event())
+        metrics = self.reconciler.metrics
+        metrics.touch(namespace, name)
+        error_backoff = 1.0
+        try:
+            while not is_stopped():
+                wake.clear()
+                timeout: float | None
+                try:
+                    result = await asyncio.to_thread(self.reconciler.reconcile, namespace, name)
+                except Exception:
+                    logger.exception("reconcile of Backfill %s failed", key)
+                    metrics.error(namespace, name)
+                    timeout = error_backoff
+                    error_backoff = min(error_backoff * 2, MAX_ERROR_BACKOFF_SECONDS)
+                else:
+                    error_backoff = 1.0
+                    if result.gone:
+                        return
+                    if result.again:
+                        continue
+                    timeout = result.requeue_after_seconds
+                    if timeout is None:
+                        timeout = RESYNC_SECONDS
+                await self._sleep(wake, timeout, stop_wait)
+        finally:
+            self._wakeups.pop(key, None)
+            # Deleted (or the operator stops): no series of this Backfill may linger.
+            metrics.forget(namespace, name)
+
+    @staticmethod
+    async def _sleep(wake: asyncio.Event, timeout: float, stop_wait: StopWait) -> None:
+        waiter = asyncio.ensure_future(wake.wait())
+        stopper = asyncio.ensure_future(stop_wait(timeout))
+        try:
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            stopper.cancel()

@@ -1,0 +1,60 @@
+"""A PartitionedJob's status: whether its partitions parse, and the numbering of its ledger.
+
+The PartitionedJob pass is the one writer of ``observedGeneration``, ``conditions``,
+``description`` and ``partitioning``; when ``partitioning`` changes it also clears the
+ledger (the old partition numbers no longer apply). Backfill passes only merge outcomes into
+``ledger`` (:mod:`.ledger`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..api.model import PartitionedJobSpec, PartitionedJobStatus, PartitionLedger
+from ..api.reasons import ConditionType, Reason
+from . import conditions as cond
+from .verdict import InvalidSpec, SpecError, build_space
+
+
+def partitioned_job_status(
+    spec: PartitionedJobSpec | SpecError,
+    previous: PartitionedJobStatus,
+    generation: int,
+    now: datetime,
+) -> PartitionedJobStatus:
+    """Return a PartitionedJob's status: Ready/Stalled by whether its partitions parse.
+
+    ``spec`` is the parsed spec, or why it could not be read (then Ready=False and
+    Stalled=True with reason InvalidPartitions, and the ledger is kept as it is). The ledger
+    is kept unless the partitioning fingerprint changed.
+    """
+    try:
+        if isinstance(spec, SpecError):
+            raise InvalidSpec(Reason.INVALID_PARTITIONS, f"spec is invalid: {spec.full}")
+        space = build_space(spec, now)
+    except InvalidSpec as exc:
+        conds = [
+            cond.make(ConditionType.READY, False, exc.reason, exc.message, generation),
+            cond.make(ConditionType.STALLED, True, exc.reason, exc.message, generation),
+        ]
+        return previous.model_copy(
+            update={
+                "observed_generation": generation,
+                "conditions": cond.merge(previous.conditions, conds, now),
+                "description": None,
+            }
+        )
+    ledger = previous.ledger if previous.partitioning == space.fingerprint else PartitionLedger()
+    conds = [
+        cond.make(ConditionType.READY, True, Reason.VALID, space.describe(), generation),
+        cond.make(ConditionType.STALLED, False, Reason.VALID, "", generation),
+    ]
+    return previous.model_copy(
+        update={
+            "observed_generation": generation,
+            "conditions": cond.merge(previous.conditions, conds, now),
+            "partitioning": space.fingerprint,
+            "description": space.describe(),
+            "ledger": ledger,
+        }
+    )

@@ -1,0 +1,339 @@
+"""A Backfill's whole status, and the Events that go with its changes.
+
+:func:`compose_status` is a function of (verdict, state, launched, now): the phase, the
+kstatus conditions (:mod:`backfill_operator.api.reasons` for the reasons, the messages are
+here), counts, compact partition sets, running and failed entries, the dry-run plan and the
+timestamps. :func:`status_events` compares the new status with the previous one and returns the
+Events to send once it is written (transitions only).
+
+Status size is bounded: ``failures`` lists the waiting retries plus at most
+:data:`MAX_FAILURE_DETAILS` partitions that failed for good (all of them are in the compact
+``partitions.failed`` set), messages are cut at 256 characters.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..api.model import (
+    TERMINAL_PHASES,
+    BackfillStatus,
+    Condition,
+    Order,
+    PartitionCounts,
+    PartitionSets,
+    Phase,
+    Plan,
+)
+from ..api.model import Selection as SelectionStatus
+from ..api.reasons import ConditionType, EventReason, Reason
+from . import conditions as cond
+from .state import LaunchRequest, PartitionState, waiting_to_retry
+from .times import parse_time, rfc3339
+from .verdict import Verdict
+
+#: Failed-for-good partitions listed with details in status (all are in the index set).
+MAX_FAILURE_DETAILS = 100
+#: Keys shown at each end of a dry-run plan.
+PLAN_SAMPLE = 5
+#: At most one PartitionFailed event per Backfill per this many seconds.
+FAILURE_EVENT_INTERVAL_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class EventIntent:
+    """An Event to send after the status write: type Normal/Warning, CamelCase reason."""
+
+    type: str
+    reason: EventReason | Reason
+    message: str
+
+
+_Trio = tuple[bool, Reason, str]
+
+
+def _phase_and_conditions(
+    verdict: Verdict,
+    counts: PartitionCounts,
+    active: int,
+    retrying: int,
+    launch_error: str | None,
+) -> tuple[Phase, list[Condition]]:
+    """Return the phase and the Ready/Reconciling/Stalled trio.
+
+    ``counts.pending`` excludes partitions waiting to retry (``retrying`` counts those).
+    """
+    gen = verdict.backfill.generation
+
+    def trio(
+        phase: Phase, ready: _Trio, reconciling: _Trio, stalled: _Trio
+    ) -> tuple[Phase, list[Condition]]:
+        return phase, [
+            cond.make(ConditionType.READY, *ready, gen),
+            cond.make(ConditionType.RECONCILING, *reconciling, gen),
+            cond.make(ConditionType.STALLED, *stalled, gen),
+        ]
+
+    invalid, spec = verdict.invalid, verdict.backfill.spec
+    if invalid is not None or spec is None:
+        assert invalid is not None  # a verdict without a spec is invalid
+        return trio(
+            Phase.INVALID,
+            (False, invalid.reason, invalid.message),
+            (False, invalid.reason, "fix the spec; nothing is launched while it is invalid"),
+            (True, invalid.reason, invalid.message),
+        )
+    budget_out = (
+        spec.max_failed_partitions is not None and counts.failed >= spec.max_failed_partitions
+    )
+    ok = (False, Reason.AS_EXPECTED, "")
+    if spec.dry_run:
+        msg = f"dry run: {counts.pending} partitions would run, {counts.skipped} skipped"
+        return trio(Phase.PENDING, (True, Reason.DRY_RUN, msg), ok, ok)
+    work_left = counts.pending + retrying
+    if active == 0 and (work_left == 0 or budget_out):
+        if counts.failed:
+            msg = f"{counts.failed} of {counts.total} partitions failed"
+            reason = Reason.FAILURE_BUDGET_EXHAUSTED if budget_out else Reason.PARTITIONS_FAILED
+            if budget_out and work_left:
+                msg += (
+                    f" (maxFailedPartitions {spec.max_failed_partitions}); {work_left} not launched"
+                )
+            return trio(Phase.FAILED, (False, reason, msg), ok, (True, reason, msg))
+        msg = f"{counts.succeeded} of {counts.total} partitions succeeded" + (
+            f", {counts.skipped} skipped" if counts.skipped else ""
+        )
+        return trio(Phase.SUCCEEDED, (True, Reason.SUCCEEDED, msg), ok, ok)
+    if spec.suspend:
+        msg = "suspended: launching nothing new"
+        if active:
+            msg += "; 1 running Job finishes" if active == 1 else f"; {active} running Jobs finish"
+        return trio(
+            Phase.SUSPENDED,
+            (False, Reason.SUSPENDED, msg),
+            (active > 0, Reason.WAITING_FOR_JOBS if active else Reason.SUSPENDED, msg),
+            ok,
+        )
+    if budget_out:
+        msg = (
+            f"{counts.failed} partitions failed (maxFailedPartitions "
+            f"{spec.max_failed_partitions}); waiting for {active} running Jobs"
+        )
+        return trio(
+            Phase.RUNNING,
+            (False, Reason.FAILURE_BUDGET_EXHAUSTED, msg),
+            (True, Reason.WAITING_FOR_JOBS, msg),
+            ok,
+        )
+    progress = (
+        f"{counts.succeeded + counts.skipped}/{counts.total} done, {active} running, "
+        f"{counts.pending} pending"
+    )
+    if retrying:
+        progress += f", {retrying} waiting to retry"
+    if launch_error:
+        progress += f"; last launch failed: {launch_error}"
+    reason = Reason.LAUNCHING if counts.pending else Reason.WAITING_FOR_JOBS
+    if not counts.pending and not active and retrying:
+        reason = Reason.WAITING_FOR_RETRY
+    started = active or retrying or counts.succeeded or counts.failed
+    phase = Phase.RUNNING if started else Phase.PENDING
+    return trio(phase, (False, Reason.IN_PROGRESS, progress), (True, reason, progress), ok)
+
+
+def _plan(state: PartitionState, order: Order, skipped: int) -> Plan:
+    """The ``dryRun`` plan: how many would run, the first and last keys in launch order."""
+    pending, selection = state.pending, state.selection
+    if order is Order.OLDEST_FIRST:
+        head = list(itertools.islice(iter(pending), PLAN_SAMPLE))
+        tail = list(itertools.islice(pending.iter_descending(), PLAN_SAMPLE))[::-1]
+        tail = tail if len(pending) > PLAN_SAMPLE else []
+    else:
+        head = list(itertools.islice(pending.iter_descending(), PLAN_SAMPLE))
+        tail = list(itertools.islice(iter(pending), PLAN_SAMPLE))[::-1]
+    return Plan(
+        count=len(pending),
+        first=[selection.key(i) for i in head],
+        last=[selection.key(i) for i in tail],
+        skipped=skipped,
+    )
+
+
+def compose_status(
+    verdict: Verdict,
+    state: PartitionState | None,
+    launched: Sequence[LaunchRequest],
+    now: datetime,
+    *,
+    created: Mapping[int, str] | None = None,
+    launch_error: str | None = None,
+) -> BackfillStatus:
+    """Return the Backfill's whole new status.
+
+    ``state`` is the pass's state (None without a selection: then the recorded state is kept
+    and only phase and conditions say why); ``launched`` are the requests whose Job now exists
+    (created or adopted), ``created`` their Jobs' creationTimestamps by index (else ``now``);
+    ``launch_error`` a create refusal the apiserver gave (shown in the Reconciling message).
+    """
+    bf = verdict.backfill
+    previous = bf.status
+    gen = bf.generation
+    if state is None or bf.spec is None:
+        phase, conds = _phase_and_conditions(verdict, previous.counts, 0, 0, None)
+        return previous.model_copy(
+            update={
+                "phase": phase,
+                "observed_generation": gen,
+                "conditions": cond.merge(previous.conditions, conds, now),
+                "completion_time": None,
+            }
+        )
+    spec = bf.spec
+    state = state.launched(launched, created or {}, now)
+    selection = state.selection
+    sel = selection.indices
+    running_entries = [state.running[i] for i in sorted(state.running)]
+    running_set = state.running_set
+    retrying = waiting_to_retry(state.failures.values(), running_set, state.succeeded)
+    # A partition whose retry runs keeps its entry: it records which attempts already failed
+    # (their Jobs may still be listed, kept by the history limit) until the retry ends.
+    in_retry = [
+        f
+        for f in state.failures.values()
+        if f.retry_at is not None and f.index in running_set and f.index not in state.succeeded
+    ]
+    failed_entries = sorted(
+        (f for f in state.failures.values() if f.index in state.failed), key=lambda f: f.index
+    )
+    failures = (
+        sorted(retrying + in_retry, key=lambda f: f.index) + failed_entries[-MAX_FAILURE_DETAILS:]
+    )
+    running = len(running_set.intersection(sel))
+    succeeded = len(state.succeeded.intersection(sel))
+    failed = len(state.failed.intersection(sel))
+    skipped = len(state.skipped.intersection(sel))
+    total = len(selection)
+    counts = PartitionCounts(
+        total=total,
+        running=running,
+        succeeded=succeeded,
+        failed=failed,
+        skipped=skipped,
+        pending=total - running - succeeded - failed - skipped,
+    )
+    active = len(running_entries)
+    phase, conds = _phase_and_conditions(
+        verdict,
+        counts.model_copy(update={"pending": len(state.pending.intersection(sel))}),
+        active,
+        len(retrying),
+        launch_error,
+    )
+    started = previous.start_time
+    if started is None and (active or counts.succeeded or counts.failed):
+        started = rfc3339(now)
+    completion = previous.completion_time if phase in TERMINAL_PHASES else None
+    if completion is None and phase in TERMINAL_PHASES:
+        completion = rfc3339(now)
+    rng = spec.range
+    progress = f"{counts.succeeded}/{counts.total}"
+    if counts.skipped:
+        progress += f" (+{counts.skipped} skipped)"
+    last_failure_event = previous.last_failure_event_time
+    if state.new_failures and _failure_event_due(previous, now):
+        last_failure_event = rfc3339(now)
+    return BackfillStatus(
+        phase=phase,
+        observed_generation=gen,
+        conditions=cond.merge(previous.conditions, conds, now),
+        partitioning=selection.space_fingerprint,
+        selection=SelectionStatus(
+            first=selection.first_key,
+            last=selection.last_key,
+            count=len(selection),
+            range_from=rng.from_ if rng else None,
+            range_to=rng.to if rng else None,
+        ),
+        counts=counts,
+        progress=progress,
+        partitions=PartitionSets(
+            succeeded=str(state.succeeded),
+            failed=str(state.failed),
+            skipped=str(state.skipped),
+            running=str(running_set),
+        ),
+        running=running_entries,
+        failures=failures,
+        plan=_plan(state, spec.order, counts.skipped) if spec.dry_run else None,
+        template_hash=verdict.template_hash or previous.template_hash,
+        start_time=started,
+        completion_time=completion,
+        last_failure_event_time=last_failure_event,
+    )
+
+
+def _failure_event_due(previous: BackfillStatus, now: datetime) -> bool:
+    sent = parse_time(previous.last_failure_event_time)
+    return sent is None or (now - sent).total_seconds() >= FAILURE_EVENT_INTERVAL_SECONDS
+
+
+def status_events(
+    verdict: Verdict, state: PartitionState | None, status: BackfillStatus
+) -> list[EventIntent]:
+    """Return the Events to send once ``status`` is written: transitions from the previous one.
+
+    Started (first launch), PartitionFailed (new failures, rate-limited), Succeeded/Failed
+    (the phase became terminal), Suspended/Resumed, and a Warning with the Stalled reason
+    when the Backfill becomes Invalid or its Invalid message changes.
+    """
+    previous = verdict.backfill.status
+    events: list[EventIntent] = []
+    before, after = previous.phase, status.phase
+    ready = cond.find(status.conditions, ConditionType.READY)
+    message = ready.message if ready else ""
+    if after is Phase.INVALID:
+        stalled = cond.find(status.conditions, ConditionType.STALLED)
+        assert stalled is not None
+        old = cond.find(previous.conditions, ConditionType.STALLED)
+        if before is not Phase.INVALID or old is None or old.message != stalled.message:
+            events.append(EventIntent("Warning", Reason(stalled.reason), stalled.message))
+        return events
+    spec = verdict.backfill.spec
+    assert spec is not None  # only an Invalid status lacks a spec
+    if previous.start_time is None and status.start_time is not None:
+        sel = status.selection
+        span = f" ({sel.first} … {sel.last})" if sel else ""
+        events.append(
+            EventIntent(
+                "Normal",
+                EventReason.STARTED,
+                f"started {status.counts.total} partitions{span} of PartitionedJob "
+                f'"{verdict.partitioned_job.name}", concurrency {spec.concurrency}',
+            )
+        )
+    new_failures = state.new_failures if state else ()
+    if new_failures and status.last_failure_event_time != previous.last_failure_event_time:
+        first = new_failures[0]
+        limit = spec.retries.limit + 1
+        retry = f", retry at {first.retry_at}" if first.retry_at else ", failed for good"
+        more = f" (+{len(new_failures) - 1} more)" if len(new_failures) > 1 else ""
+        events.append(
+            EventIntent(
+                "Warning",
+                EventReason.PARTITION_FAILED,
+                f'partition "{first.key}" failed (attempt {first.attempts} of {limit}'
+                f"{retry}): {first.message or 'Job failed'}{more}",
+            )
+        )
+    if after != before and after is Phase.SUCCEEDED:
+        events.append(EventIntent("Normal", EventReason.SUCCEEDED, message))
+    if after != before and after is Phase.FAILED:
+        events.append(EventIntent("Warning", EventReason.FAILED, message))
+    if after != before and after is Phase.SUSPENDED:
+        events.append(EventIntent("Normal", EventReason.SUSPENDED, message))
+    if before is Phase.SUSPENDED and after in (Phase.RUNNING, Phase.PENDING):
+        events.append(EventIntent("Normal", EventReason.RESUMED, "resumed launching partitions"))
+    return events

@@ -1,0 +1,423 @@
+"""One verdict per question: is this Backfill valid, and which partitions does it select.
+
+:func:`judge_objects` loads a Backfill and its PartitionedJob from raw API objects (dicts, as
+the apiserver returns them) and :func:`judge` decides, once, everything the operator, ``plan``
+and every CLI command need to know before acting: the parsed models, the partition space and
+its fingerprint, the resolved selection, the template hash, and the first reason (if any) that
+makes the Backfill invalid. Nothing else in the package builds a partition space from a spec
+or resolves a selection.
+
+Invalid reasons, in the order they are checked (the first one found is reported):
+
+1. the Backfill's spec cannot be read (``InvalidSelection``);
+2. the PartitionedJob's spec cannot be read (``InvalidPartitions``);
+3. the PartitionedJob does not exist (``PartitionedJobNotFound``);
+4. its partitions do not parse (``InvalidPartitions``);
+5. the Backfill's range or keys select nothing valid (``InvalidSelection``);
+6. the apiserver refuses a Job built from the template (``InvalidJobTemplate``; only when the
+   caller passes a ``check_template``, which the operator does with a server-side dry run);
+7. the partition numbering changed after the Backfill started (``PartitioningChanged``).
+
+Pure: ``now`` is an argument; the template check is an injected callable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api.model import BackfillSpec, BackfillStatus, PartitionedJobSpec, PartitionedJobStatus
+from ..api.reasons import Reason
+from . import naming
+from .schedule import TimePartitions
+from .space import Partition, PartitionError, PartitionSpace, Selection, StaticPartitions
+
+#: Resolved selections a :class:`SelectionCache` keeps (resolving is the expensive part of a
+#: pass for huge backfills).
+SELECTION_CACHE_SIZE = 64
+
+
+class InvalidSpec(Exception):
+    """The Backfill cannot run as written.
+
+    ``reason`` and ``message`` go into its conditions (and the Warning event); ``detail`` is
+    the cause without the subject, for a caller that words the subject itself (the CLI).
+    """
+
+    def __init__(self, reason: Reason, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.detail = message if detail is None else detail
+
+
+@dataclass(frozen=True)
+class SpecError:
+    """Why a spec could not be read.
+
+    ``summary`` is the first error (``loc: msg``), ``full`` pydantic's whole report.
+    """
+
+    summary: str
+    full: str
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """Return the first error of a pydantic ValidationError as ``field.path: message``."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+
+
+def _spec_error(exc: ValidationError) -> SpecError:
+    return SpecError(validation_summary(exc), str(exc))
+
+
+# ------------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class BackfillView:
+    """A Backfill as planning reads it.
+
+    ``spec`` is None exactly when ``spec_error`` says why it could not be read. ``status`` is
+    the last written status (empty when unreadable: the next write replaces it).
+    """
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: BackfillSpec | None
+    status: BackfillStatus
+    spec_error: SpecError | None = None
+
+
+@dataclass(frozen=True)
+class PartitionedJobView:
+    """The PartitionedJob a Backfill references.
+
+    ``found`` is False when it does not exist; ``spec`` is None when it does not exist or
+    cannot be read (``spec_error``).
+    """
+
+    name: str
+    spec: PartitionedJobSpec | None
+    status: PartitionedJobStatus
+    found: bool = True
+    spec_error: SpecError | None = None
+
+
+def _status_of(model: type[Any], raw: Any) -> Any:
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError:
+        return model()
+
+
+def new_backfill(namespace: str, spec: BackfillSpec) -> BackfillView:
+    """Return the view of a Backfill not created yet (for previews: ``plan``, ``create``)."""
+    return BackfillView(
+        name="", namespace=namespace, uid="", generation=0, spec=spec, status=BackfillStatus()
+    )
+
+
+def load_backfill(body: Mapping[str, Any]) -> BackfillView:
+    """Return the :class:`BackfillView` of a raw Backfill object (never raises on user data)."""
+    meta = body.get("metadata") or {}
+    spec: BackfillSpec | None = None
+    error: SpecError | None = None
+    try:
+        spec = BackfillSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        error = _spec_error(exc)
+    return BackfillView(
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "")),
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation") or 0),
+        spec=spec,
+        status=_status_of(BackfillStatus, body.get("status")),
+        spec_error=error,
+    )
+
+
+def load_partitioned_job(name: str, body: Mapping[str, Any] | None) -> PartitionedJobView:
+    """Return the view of PartitionedJob ``name`` from its raw object, or None (not found)."""
+    if body is None:
+        return PartitionedJobView(name, None, PartitionedJobStatus(), found=False)
+    status = _status_of(PartitionedJobStatus, body.get("status"))
+    try:
+        spec = PartitionedJobSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        return PartitionedJobView(name, None, status, spec_error=_spec_error(exc))
+    return PartitionedJobView(name, spec, status)
+
+
+# -------------------------------------------------------------------- space and selection
+
+
+def build_space(spec: PartitionedJobSpec, now: datetime) -> PartitionSpace:
+    """Return the partition space of a PartitionedJob at ``now`` (aware UTC).
+
+    Raises :class:`InvalidSpec` (reason InvalidPartitions) for an unparseable cron, unknown
+    time zone, bad start/end or bad values.
+    """
+    parts = spec.partitions
+    try:
+        if parts.schedule is not None:
+            sched = parts.schedule
+            return TimePartitions(
+                cron=sched.cron,
+                time_zone=sched.time_zone,
+                start=sched.start,
+                end=sched.end,
+                now=now,
+            )
+        return StaticPartitions(parts.values or [])
+    except PartitionError as exc:
+        raise InvalidSpec(Reason.INVALID_PARTITIONS, str(exc)) from exc
+
+
+def effective_range_to(spec: BackfillSpec, previous: BackfillStatus) -> str | None:
+    """Return ``range.to``, or the pinned last key when ``to`` is unset and already resolved.
+
+    "Up to the last complete window" is resolved once, on the first pass after the range is
+    set, and pinned in ``status.selection`` so a Backfill has a fixed end.
+    """
+    if spec.range is None:
+        return None
+    if spec.range.to is not None:
+        return spec.range.to
+    sel = previous.selection
+    if sel is not None and sel.range_from == spec.range.from_ and sel.range_to is None:
+        return sel.last
+    return None
+
+
+def selection_key(
+    partitioned_job: PartitionedJobSpec, spec: BackfillSpec, previous: BackfillStatus
+) -> tuple[object, ...] | None:
+    """Return a hashable key under which a resolved selection may be cached, or None.
+
+    None when the selection depends on ``now`` (an unpinned open range).
+    """
+    sched = partitioned_job.partitions.schedule
+    job_part = (
+        (sched.cron, sched.time_zone, sched.start, sched.end)
+        if sched is not None
+        else tuple(partitioned_job.partitions.values or ())
+    )
+    if spec.partitions is not None:
+        return (job_part, "keys", tuple(spec.partitions))
+    to = effective_range_to(spec, previous)
+    if to is None or spec.range is None:
+        return None
+    return (job_part, "range", spec.range.from_, to)
+
+
+def resolve_selection(
+    space: PartitionSpace, spec: BackfillSpec, previous: BackfillStatus
+) -> Selection:
+    """Return the partitions a Backfill selects (ascending global indices).
+
+    Raises :class:`InvalidSpec` (reason InvalidSelection) for a key that is not a partition of
+    the job, an unparseable or empty range, or more than ``MAX_PARTITIONS`` partitions.
+    """
+    try:
+        if spec.partitions is not None:
+            return space.select_keys(spec.partitions)
+        assert spec.range is not None  # the CRD's CEL rule: exactly one of range, partitions
+        return space.select_range(spec.range.from_, effective_range_to(spec, previous))
+    except PartitionError as exc:
+        raise InvalidSpec(Reason.INVALID_SELECTION, str(exc)) from exc
+
+
+class SelectionCache:
+    """The last :data:`SELECTION_CACHE_SIZE` resolved selections, by :func:`selection_key`.
+
+    Thread-safe; resolving runs outside the lock (two threads may resolve the same key once
+    each: the answers are equal).
+    """
+
+    def __init__(self, size: int = SELECTION_CACHE_SIZE) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[object, ...], Selection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resolve(
+        self,
+        space: PartitionSpace,
+        partitioned_job: PartitionedJobSpec,
+        spec: BackfillSpec,
+        previous: BackfillStatus,
+    ) -> Selection:
+        """Return :func:`resolve_selection`'s answer, from the cache when it may be cached."""
+        key = selection_key(partitioned_job, spec, previous)
+        if key is None:
+            return resolve_selection(space, spec, previous)
+        with self._lock:
+            cached = self._items.get(key)
+            if cached is not None:
+                self._items.move_to_end(key)
+                return cached
+        selection = resolve_selection(space, spec, previous)
+        with self._lock:
+            self._items[key] = selection
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return selection
+
+
+# -------------------------------------------------------------------------------- verdict
+
+#: ``check_template(partitioned_job, template_hash, sample)``: the apiserver's refusal of a
+#: Job built from the PartitionedJob's template for partition ``sample``, or None.
+TemplateCheck = Callable[[PartitionedJobView, str, Partition], "str | None"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Everything known about a Backfill before any Job is looked at.
+
+    ``space`` and ``selection`` are None when they could not be built (``invalid`` says why);
+    ``invalid`` may also be set with a selection (a refused template, a changed numbering),
+    then the recorded outcomes are kept and shown but nothing is launched.
+    """
+
+    backfill: BackfillView
+    partitioned_job: PartitionedJobView
+    space: PartitionSpace | None
+    selection: Selection | None
+    template_hash: str
+    invalid: InvalidSpec | None
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The partition space's fingerprint, or None without a space."""
+        return None if self.space is None else self.space.fingerprint
+
+    @property
+    def partitioning_changed(self) -> bool:
+        """True when the status records indices of another numbering than the space's."""
+        recorded = self.backfill.status.partitioning
+        return bool(recorded) and self.space is not None and recorded != self.space.fingerprint
+
+
+def judge(
+    backfill: BackfillView,
+    partitioned_job: PartitionedJobView,
+    now: datetime,
+    *,
+    selections: SelectionCache | None = None,
+    check_template: TemplateCheck | None = None,
+) -> Verdict:
+    """Judge a Backfill with its PartitionedJob at ``now``; see the module doc for the order.
+
+    ``selections`` caches resolved selections across calls; ``check_template`` (optional)
+    validates a Job built from the template (called only when a selection was resolved).
+    Never raises for user input: every problem is the returned verdict's ``invalid``.
+    """
+    space: PartitionSpace | None = None
+    selection: Selection | None = None
+    t_hash = ""
+    pj = partitioned_job
+
+    def verdict(invalid: InvalidSpec | None) -> Verdict:
+        return Verdict(backfill, pj, space, selection, t_hash, invalid)
+
+    spec = backfill.spec
+    if spec is None:
+        error = backfill.spec_error
+        full = error.full if error else "unreadable"
+        return verdict(
+            InvalidSpec(
+                Reason.INVALID_SELECTION,
+                f"spec is invalid: {full}",
+                error.summary if error else full,
+            )
+        )
+    if pj.spec_error is not None:
+        return verdict(
+            InvalidSpec(
+                Reason.INVALID_PARTITIONS,
+                f'PartitionedJob "{pj.name}" is invalid: {pj.spec_error.full}',
+                pj.spec_error.summary,
+            )
+        )
+    if pj.spec is None:
+        return verdict(
+            InvalidSpec(
+                Reason.PARTITIONED_JOB_NOT_FOUND,
+                f'PartitionedJob "{pj.name}" not found in namespace "{backfill.namespace}"',
+            )
+        )
+    t_hash = naming.template_hash(pj.spec.job_template)
+    try:
+        space = build_space(pj.spec, now)
+        if selections is not None:
+            selection = selections.resolve(space, pj.spec, spec, backfill.status)
+        else:
+            selection = resolve_selection(space, spec, backfill.status)
+    except InvalidSpec as exc:
+        return verdict(exc)
+    if check_template is not None:
+        sample = selection.partition(selection.indices.first())
+        refusal = check_template(pj, t_hash, sample)
+        if refusal:
+            return verdict(
+                InvalidSpec(
+                    Reason.INVALID_JOB_TEMPLATE,
+                    f'PartitionedJob "{pj.name}" has a jobTemplate the apiserver rejects: '
+                    f"{refusal}",
+                    refusal,
+                )
+            )
+    counts = backfill.status.counts
+    started = counts.succeeded + counts.failed + counts.running
+    recorded = backfill.status.partitioning
+    if started and recorded and recorded != space.fingerprint:
+        return verdict(
+            InvalidSpec(
+                Reason.PARTITIONING_CHANGED,
+                f'the partitions of PartitionedJob "{pj.name}" changed (cron, timeZone, start '
+                "or values) after this Backfill started; its partition numbers no longer "
+                "apply. Create a new Backfill.",
+            )
+        )
+    return verdict(None)
+
+
+def judge_objects(
+    backfill: Mapping[str, Any],
+    partitioned_job: Mapping[str, Any] | None,
+    now: datetime,
+    *,
+    selections: SelectionCache | None = None,
+    check_template: TemplateCheck | None = None,
+) -> Verdict:
+    """Load a raw Backfill and its raw PartitionedJob (None: not found) and :func:`judge` them.
+
+    The PartitionedJob's name is the Backfill's ``spec.jobRef.name`` (as written, even when
+    the rest of the spec cannot be read).
+    """
+    view = load_backfill(backfill)
+    name = view.spec.job_ref.name if view.spec else _raw_job_name(backfill)
+    return judge(
+        view,
+        load_partitioned_job(name, partitioned_job),
+        now,
+        selections=selections,
+        check_template=check_template,
+    )
+
+
+def _raw_job_name(body: Mapping[str, Any]) -> str:
+    ref = (body.get("spec") or {}).get("jobRef")
+    return str(ref.get("name", "")) if isinstance(ref, dict) else ""

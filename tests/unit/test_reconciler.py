@@ -1,0 +1,423 @@
+"""The reconciler against a fake API and a hand-driven clock (no cluster).
+
+As the CronJob controller's sync loop is tested with an injected Job control and clock
+(``pkg/controller/cronjob/cronjob_controllerv2_test.go``), these tests drive
+:class:`~backfill_operator.controller.reconciler.Reconciler` through a fake
+:class:`~backfill_operator.controller.kube.KubeApi` that records every call, and check the
+order of effects (create → ledger → status → deletions → events), a Conflict on the status
+write, adoption on AlreadyExists, and that a crash between any two steps is repaired by the
+next pass. The real control plane is kept for what only it can show (tests/integration).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from backfill_operator.api.model import API_VERSION, BACKFILLS, PARTITIONED_JOBS
+from backfill_operator.controller.kube import AlreadyExists, Conflict, Rejected
+from backfill_operator.controller.metrics import Metrics
+from backfill_operator.controller.reconciler import (
+    LEDGER_NOT_READY_REQUEUE_SECONDS,
+    PassResult,
+    Reconciler,
+)
+from backfill_operator.planning.times import rfc3339
+
+NS = "team"
+UID = "0d5c3e0e-1111-4222-8333-444455556666"
+START = datetime(2024, 11, 1, 12, 0, tzinfo=UTC)
+TEMPLATE: dict[str, Any] = {
+    "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}
+}
+
+
+class Crash(BaseException):
+    """The operator process dies here (injected; no ``except Exception`` catches it)."""
+
+
+class FakeClock:
+    """Time that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.current = START
+
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return (self.current - START).total_seconds()
+
+
+class FakeApi:
+    """An in-memory apiserver for the calls of ``KubeApi``, with a log of every call.
+
+    ``calls`` holds one string per call: ``"get backfills"``, ``"list jobs"``,
+    ``"create job <name>"``, ``"status backfills"``, ``"status partitionedjobs"``,
+    ``"delete job <name>"``, ``"event <reason>"``, ``"read job <name>"``, ``"dry-run"``.
+    ``crash_on(call)`` returning True makes that call raise :class:`Crash` before it acts;
+    ``conflicts[plural]`` status writes of that plural raise Conflict first; ``hidden`` Job
+    names are left out of lists (another writer created them after our list).
+    """
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.calls: list[str] = []
+        self.crash_on: Callable[[str], bool] = lambda _: False
+        self.conflicts: dict[str, int] = {}
+        self.hidden: set[str] = set()
+        self.after: Callable[[str], None] = lambda _: None
+        self.creations: list[str] = []
+        self._rv = itertools.count(1)
+
+    def _enter(self, call: str) -> None:
+        if self.crash_on(call):
+            self.crash_on = lambda _: False  # a process dies once
+            raise Crash(call)
+        self.calls.append(call)
+
+    def put(self, plural: str, body: dict[str, Any]) -> None:
+        body["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.objects[(plural, body["metadata"]["name"])] = body
+
+    # ---- KubeApi
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self._enter(f"get {plural}")
+        found = self.objects.get((plural, name))
+        result = copy.deepcopy(found)
+        self.after(f"get {plural}")
+        return result
+
+    def replace_status(self, plural: str, body: dict[str, Any], status: dict[str, Any]) -> None:
+        self._enter(f"status {plural}")
+        if self.conflicts.get(plural):
+            self.conflicts[plural] -= 1
+            raise Conflict("the object has been modified")
+        current = self.objects[(plural, body["metadata"]["name"])]
+        if current["metadata"]["resourceVersion"] != body["metadata"]["resourceVersion"]:
+            raise Conflict("the object has been modified")
+        current["status"] = copy.deepcopy(status)
+        current["metadata"]["resourceVersion"] = str(next(self._rv))
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self._enter("list jobs")
+        key, value = selector.split("=")
+        out = [
+            copy.deepcopy(j)
+            for name, j in sorted(self.jobs.items())
+            if j["metadata"]["labels"].get(key) == value and name not in self.hidden
+        ]
+        self.after("list jobs")
+        return out
+
+    def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        name = manifest["metadata"]["name"]
+        self._enter(f"create job {name}")
+        if name in self.jobs:
+            raise AlreadyExists(f'jobs.batch "{name}" already exists')
+        job = copy.deepcopy(manifest)
+        job["metadata"]["creationTimestamp"] = rfc3339(self.clock.now())
+        job["status"] = {"startTime": rfc3339(self.clock.now())}
+        self.jobs[name] = job
+        self.creations.append(name)
+        return copy.deepcopy(job)
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._enter(f"read job {name}")
+        return copy.deepcopy(self.jobs.get(name))
+
+    def dry_run_job(self, manifest: dict[str, Any]) -> str | None:
+        self._enter("dry-run")
+        return None
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self._enter(f"delete job {name}")
+        self.jobs.pop(name, None)
+
+    def create_event(self, event: dict[str, Any]) -> None:
+        self._enter(f"event {event['reason']}")
+        self.events.append(event)
+
+    # ---- test helpers
+    clock: FakeClock
+
+    def finish(self, name: str, ok: bool) -> None:
+        """Mark a Job Complete or Failed, as the Job controller does."""
+        stamp = rfc3339(self.clock.now())
+        kind = "Complete" if ok else "Failed"
+        condition = {"type": kind, "status": "True", "lastTransitionTime": stamp}
+        if not ok:
+            condition |= {"reason": "BackoffLimitExceeded", "message": "Job has reached the limit"}
+        status = self.jobs[name]["status"]
+        status["conditions"] = [condition]
+        status["completionTime" if ok else "failedTime"] = stamp
+
+    def active(self) -> list[str]:
+        return sorted(n for n, j in self.jobs.items() if not j["status"].get("conditions"))
+
+    def status(self, plural: str = BACKFILLS, name: str = "bf") -> dict[str, Any]:
+        status: dict[str, Any] = self.objects[(plural, name)].get("status") or {}
+        return status
+
+
+def partitioned_job(values: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PartitionedJob",
+        "metadata": {"name": "pj", "namespace": NS, "uid": "pj-uid", "generation": 1},
+        "spec": {"partitions": {"values": values}, "jobTemplate": TEMPLATE},
+    }
+
+
+def backfill(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Backfill",
+        "metadata": {"name": "bf", "namespace": NS, "uid": UID, "generation": 1},
+        "spec": {"jobRef": {"name": "pj"}, "range": {"from": "a"}, **spec},
+    }
+
+
+@pytest.fixture
+def world() -> tuple[FakeApi, Reconciler]:
+    api = FakeApi()
+    api.clock = FakeClock()
+    return api, Reconciler(api, Metrics(CollectorRegistry()), api.clock, parallelism=1)
+
+
+def setup(
+    world: tuple[FakeApi, Reconciler], values: list[str], **spec: Any
+) -> tuple[FakeApi, Reconciler]:
+    api, rec = world
+    api.put(PARTITIONED_JOBS, partitioned_job(values))
+    api.put(BACKFILLS, backfill(**spec))
+    rec.reconcile_partitioned_job(NS, "pj")
+    api.calls.clear()
+    return api, rec
+
+
+def runs(rec: Reconciler, result: str) -> float:
+    value = rec.metrics.runs.labels(NS, "bf", result)._value.get()
+    return float(value)
+
+
+def effects(api: FakeApi) -> list[str]:
+    """The calls that change something, in order (reads left out)."""
+    kinds = ("create ", "status ", "delete ", "event ")
+    return [c for c in api.calls if c.startswith(kinds)]
+
+
+def test_first_pass_creates_then_writes_status_then_sends_events(world: Any) -> None:
+    api, rec = setup(world, ["a", "b", "c"], concurrency=2)
+    assert rec.reconcile(NS, "bf") == PassResult()
+    created = [c for c in effects(api) if c.startswith("create job")]
+    assert len(created) == 2
+    assert effects(api)[2:] == ["status backfills", "event Started"]
+    status = api.status()
+    assert status["phase"] == "Running" and status["counts"]["running"] == 2
+    assert [r["job"] for r in status["running"]] == [c.split()[-1] for c in created]
+    assert rec.metrics.jobs_created.labels(NS, "bf")._value.get() == 2
+
+
+def test_order_create_ledger_status_delete_events(world: Any) -> None:
+    api, rec = setup(world, ["a", "b", "c"], concurrency=1, failedJobsHistoryLimit=0)
+    rec.reconcile(NS, "bf")
+    (first,) = api.active()
+    api.finish(first, ok=False)
+    api.clock.current += timedelta(seconds=40)
+    api.calls.clear()
+    rec.reconcile(NS, "bf")
+    (second,) = api.active()
+    assert effects(api) == [
+        f"create job {second}",
+        "status partitionedjobs",
+        "status backfills",
+        f"delete job {first}",
+        "event PartitionFailed",
+    ]
+    assert api.status(PARTITIONED_JOBS, "pj")["ledger"] == {"succeeded": "", "failed": "0"}
+    assert api.status()["partitions"]["failed"] == "0"
+    assert runs(rec, "failed") == 1
+
+
+def test_conflict_on_status_write_asks_for_another_pass(world: Any) -> None:
+    api, rec = setup(world, ["a", "b", "c"], concurrency=2)
+    api.conflicts[BACKFILLS] = 1
+    result = rec.reconcile(NS, "bf")
+    assert result.again
+    assert "status" not in api.status()
+    assert not [c for c in api.calls if c.startswith("event")]
+    assert rec.metrics.jobs_created.labels(NS, "bf")._value.get() == 2  # counted once
+    assert rec.reconcile(NS, "bf") == PassResult()
+    assert len(api.creations) == 2  # the second pass found the Jobs: none created again
+    assert api.status()["counts"]["running"] == 2
+    assert rec.metrics.jobs_created.labels(NS, "bf")._value.get() == 2
+
+
+def test_already_exists_and_ours_is_adopted(world: Any) -> None:
+    api, rec = setup(world, ["a", "b"], concurrency=1)
+    # Another replica created the first Job after this pass listed the Jobs.
+    other = Reconciler(api, Metrics(CollectorRegistry()), api.clock, parallelism=1)
+    other.reconcile(NS, "bf")
+    (name,) = api.active()
+    api.hidden.add(name)
+    bf = api.objects[(BACKFILLS, "bf")]
+    bf["status"] = {}
+    api.calls.clear()
+    assert rec.reconcile(NS, "bf") == PassResult()
+    assert api.calls[api.calls.index(f"create job {name}") + 1] == f"read job {name}"
+    assert api.creations == [name]
+    assert [r["job"] for r in api.status()["running"]] == [name]
+    assert rec.metrics.jobs_created.labels(NS, "bf")._value.get() == 0  # adopted, not created
+
+
+def test_already_exists_and_foreign_is_a_launch_error(world: Any) -> None:
+    api, rec = setup(world, ["a", "b"], concurrency=1)
+    rec.reconcile(NS, "bf")
+    (name,) = api.active()
+    job = api.jobs[name]
+    job["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
+    api.hidden.add(name)
+    api.objects[(BACKFILLS, "bf")]["status"] = {}
+    result = rec.reconcile(NS, "bf")
+    assert result.requeue_after_seconds == 30.0
+    reconciling = next(c for c in api.status()["conditions"] if c["type"] == "Reconciling")
+    assert "is not owned by this Backfill" in reconciling["message"]
+    assert api.creations == [name]
+
+
+def test_ledger_waits_for_the_partitioned_job_pass(world: Any) -> None:
+    api, rec = world
+    api.put(PARTITIONED_JOBS, partitioned_job(["a"]))
+    api.put(BACKFILLS, backfill())
+    rec.reconcile(NS, "bf")
+    (name,) = api.active()
+    api.finish(name, ok=True)
+    before = copy.deepcopy(api.status())
+    result = rec.reconcile(NS, "bf")
+    assert result.requeue_after_seconds == LEDGER_NOT_READY_REQUEUE_SECONDS
+    assert api.status() == before  # nothing recorded before the ledger can take it
+    assert name in api.jobs
+    rec.reconcile_partitioned_job(NS, "pj")
+    rec.reconcile(NS, "bf")
+    assert api.status()["phase"] == "Succeeded"
+    assert api.status(PARTITIONED_JOBS, "pj")["ledger"]["succeeded"] == "0"
+
+
+def test_outcomes_of_an_older_numbering_stay_out_of_the_ledger(world: Any) -> None:
+    """A pass that read the old spec cannot write its numbering back (one writer each)."""
+    api, rec = setup(world, ["a", "b"], concurrency=2)
+    rec.reconcile(NS, "bf")
+    for name in api.active():
+        api.finish(name, ok=True)
+
+    numbering: list[str] = []
+
+    def respec(call: str) -> None:
+        if call == "list jobs":  # the spec changes after this pass read it
+            api.after = lambda _: None
+            pj = api.objects[(PARTITIONED_JOBS, "pj")]
+            pj["spec"]["partitions"]["values"] = ["z", "a", "b"]
+            pj["metadata"]["generation"] = 2
+            rec.reconcile_partitioned_job(NS, "pj")
+            numbering.append(api.status(PARTITIONED_JOBS, "pj")["partitioning"])
+
+    old = api.status(PARTITIONED_JOBS, "pj")["partitioning"]
+    api.after = respec
+    rec.reconcile(NS, "bf")
+    pj_status = api.status(PARTITIONED_JOBS, "pj")
+    assert numbering and numbering[0] != old
+    assert pj_status["partitioning"] == numbering[0]  # not written back to the old one
+    assert pj_status["ledger"] == {"succeeded": "", "failed": ""}
+    assert api.status()["partitioning"] == old  # the Backfill recorded its own numbering
+
+
+def test_deleted_backfill_ends_the_loop(world: Any) -> None:
+    api, rec = setup(world, ["a"])
+    del api.objects[(BACKFILLS, "bf")]
+    assert rec.reconcile(NS, "bf") == PassResult(gone=True)
+
+
+def test_unreadable_spec_is_invalid_and_touches_nothing(world: Any) -> None:
+    api, rec = setup(world, ["a"], concurrency="many")
+    rec.reconcile(NS, "bf")
+    assert api.status()["phase"] == "Invalid"
+    assert api.creations == [] and "list jobs" not in api.calls
+    assert effects(api) == ["status backfills", "event InvalidSelection"]
+
+
+STEPS = [
+    "create job",
+    "status partitionedjobs",
+    "status backfills",
+    "delete job",
+    "event",
+]
+
+
+@pytest.mark.parametrize("crash_before", STEPS)
+def test_a_crash_between_any_two_steps_is_repaired_by_the_next_pass(
+    world: Any, crash_before: str
+) -> None:
+    """Each step of a busy pass in turn is where the process dies; a new process repairs it."""
+    api, rec = setup(
+        world,
+        ["a", "b", "c", "d"],
+        concurrency=2,
+        successfulJobsHistoryLimit=0,
+        failedJobsHistoryLimit=0,
+    )
+    rec.reconcile(NS, "bf")
+    done, failing = api.active()
+    api.finish(done, ok=True)
+    api.finish(failing, ok=False)
+    api.crash_on = lambda call: call.startswith(crash_before)
+    with pytest.raises(Crash):
+        rec.reconcile(NS, "bf")
+    # A restarted operator: new memory, same cluster.
+    fresh = Reconciler(api, Metrics(CollectorRegistry()), api.clock, parallelism=1)
+    for _ in range(5):
+        assert fresh.reconcile(NS, "bf").again is False
+        for name in api.active():
+            api.finish(name, ok=True)
+        api.clock.current += timedelta(seconds=1)
+    status = api.status()
+    assert status["phase"] == "Failed"
+    assert status["partitions"] == {
+        "succeeded": "0,2-3",
+        "failed": "1",
+        "skipped": "",
+        "running": "",
+    }
+    assert api.status(PARTITIONED_JOBS, "pj")["ledger"] == {"succeeded": "0,2-3", "failed": "1"}
+    assert len(api.creations) == len(set(api.creations)) == 4  # each attempt created once
+    assert api.jobs == {}  # every finished Job deleted once its outcome was recorded
+    reasons = [e["reason"] for e in api.events]
+    assert reasons.count("Started") == 1 and reasons.count("Failed") == 1
+    assert reasons.count("PartitionFailed") <= 1  # lost only when the crash hit the events
+
+
+def test_rejected_create_is_shown_and_retried_later(world: Any) -> None:
+    api, rec = setup(world, ["a"])
+
+    def refuse(manifest: dict[str, Any]) -> dict[str, Any]:
+        api.calls.append("create job (refused)")
+        raise Rejected("Job.batch is invalid: spec.template.spec.containers: Required value")
+
+    api.create_job = refuse  # type: ignore[method-assign]
+    result = rec.reconcile(NS, "bf")
+    assert result.requeue_after_seconds == 30.0
+    reconciling = next(c for c in api.status()["conditions"] if c["type"] == "Reconciling")
+    assert "last launch failed: Job.batch is invalid" in reconciling["message"]
+    rec.reconcile(NS, "bf")  # the refusal is remembered for this template: Invalid
+    assert api.status()["phase"] == "Invalid"
+    stalled = next(c for c in api.status()["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "InvalidJobTemplate"
