@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bin_dir=$(hack/setup.sh)
+bin_dir=$(hack/setup.sh kubernetes etcd kwok)  # helm is only for the chart tests
 export BACKFILL_BIN_DIR=$bin_dir
 export PATH="$root/.venv/bin:$bin_dir:$PATH"
 exec python hack/demo.py "$@"

@@ -3,6 +3,8 @@
 #  - Debian packages the tests use (prometheus/promtool, lua) via apt-get, only if missing;
 #  - the Python virtualenv .venv with the project and its dev tools (pinned by hack/constraints.txt);
 #  - the control plane and helm binaries, built from Go modules (hack/controlplane/build.sh).
+# Usage: hack/setup.sh [MODULE ...]   (modules of build.sh; default: all of them, helm included;
+# `make demo` asks for kubernetes etcd kwok only: helm is for the chart tests).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -16,9 +18,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
     "${need_apt[@]}" >&2
-  # The prometheus package starts a system service on :9090; the tests run their own.
-  if command -v systemctl >/dev/null 2>&1; then $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
-  pkill -x prometheus >/dev/null 2>&1 || true
+  # The prometheus package starts a system service on :9090; the tests run their own. Stop
+  # that service (and only it: through its own init system), never other prometheus processes.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    $sudo_cmd service prometheus stop >/dev/null 2>&1 || true
+  fi
 fi
 
 stamp_files=(pyproject.toml)
@@ -35,5 +41,5 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-bin_dir=$(hack/controlplane/build.sh)
+bin_dir=$(hack/controlplane/build.sh "$@")
 echo "$bin_dir"

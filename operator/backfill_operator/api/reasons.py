@@ -7,7 +7,7 @@ in progress) and ``Stalled`` (True when it cannot make progress without a change
 user). Reasons are CamelCase (Kubernetes API conventions, "Typical status properties"). As
 JobSet and Kueue keep theirs (``jobset_types.go``, ``workload.go``), each member says when it
 is used; the messages that go with them are built in :mod:`backfill_operator.planning.status`.
-A new reason is added here first, then used there, then listed in ``docs/observability.md``.
+A new reason is added here first, then used there, then listed in ``docs/usage.md``.
 """
 
 from __future__ import annotations
