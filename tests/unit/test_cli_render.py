@@ -14,16 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 
-from backfill_operator import planner
-from backfill_operator.cli import app, render
-from backfill_operator.model import (
+from backfill_operator.api.model import (
     BackfillSpec,
     BackfillStatus,
     PartitionedJobSpec,
     PartitionedJobStatus,
     PartitionLedger,
 )
-from backfill_operator.ranges import IndexSet
+from backfill_operator.cli import app, documents, render
+from backfill_operator.planning import ledger, naming
+from backfill_operator.planning.ranges import IndexSet
+from backfill_operator.planning.selection import build_space
+from backfill_operator.planning.verdict import PartitionedJobView, judge, new_backfill
 
 NOW = datetime(2024, 11, 1, 12, 0, tzinfo=UTC)
 DNS = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
@@ -55,6 +57,14 @@ def backfill_spec(**kw: Any) -> BackfillSpec:
     return BackfillSpec.model_validate(base)
 
 
+def preview_of(
+    job: PartitionedJobSpec, job_status: PartitionedJobStatus, spec: BackfillSpec, now: datetime
+) -> ledger.Preview:
+    """What a new Backfill with ``spec`` would run: the operator's verdict, then its preview."""
+    verdict = judge(new_backfill("ns", spec), PartitionedJobView("sales", job, job_status), now)
+    return ledger.preview(verdict)
+
+
 # ---------------------------------------------------------------------------------- names
 
 
@@ -69,22 +79,22 @@ def backfill_spec(**kw: Any) -> BackfillSpec:
     ],
 )
 def test_default_name(job: str, expected: str) -> None:
-    name = render.default_name(job, NOW, "3f2a")
+    name = naming.default_name(job, NOW, "3f2a")
     assert name == expected
     assert len(name) <= 63
     assert DNS.fullmatch(name)
-    assert render.name_problem(name) is None
+    assert naming.name_problem(name) is None
 
 
 @given(st.text(min_size=0, max_size=300), st.text("0123456789abcdef", min_size=4, max_size=4))
 def test_default_name_is_always_a_valid_name(job: str, token: str) -> None:
-    name = render.default_name(job, NOW, token)
-    assert render.name_problem(name) is None
+    name = naming.default_name(job, NOW, token)
+    assert naming.name_problem(name) is None
     assert name.endswith(f"-20241101-{token}")
 
 
 def test_derived_name_keeps_the_suffix() -> None:
-    name = render.derived_name("a" * 70, "retry-00ff")
+    name = naming.derived_name("a" * 70, "retry-00ff")
     assert name.endswith("-retry-00ff") and len(name) == 63
 
 
@@ -102,7 +112,7 @@ def test_derived_name_keeps_the_suffix() -> None:
     ],
 )
 def test_name_problem(name: str, problem: str | None) -> None:
-    found = render.name_problem(name)
+    found = naming.name_problem(name)
     if problem is None:
         assert found is None
     else:
@@ -335,10 +345,10 @@ def test_grid_columns() -> None:
 def test_preview_shows_counts_skips_and_both_ends_in_launch_order() -> None:
     spec = backfill_spec(range={"from": "2024-01-01", "to": "2024-01-31"}, order="NewestFirst")
     job_status = PartitionedJobStatus(
-        partitioning=planner.build_space(daily_job(), NOW).fingerprint,
+        partitioning=build_space(daily_job(), NOW).fingerprint,
         ledger=PartitionLedger(succeeded="0-2"),
     )
-    preview = planner.preview(daily_job(), job_status, spec, NOW)
+    preview = preview_of(daily_job(), job_status, spec, NOW)
     head, tail = render.launch_sample(preview, spec.order)
     assert head == ["2024-01-31", "2024-01-30", "2024-01-29", "2024-01-28", "2024-01-27"]
     assert tail == ["2024-01-08", "2024-01-07", "2024-01-06", "2024-01-05", "2024-01-04"]
@@ -361,7 +371,7 @@ def test_preview_shows_counts_skips_and_both_ends_in_launch_order() -> None:
 
 def test_preview_lists_every_key_when_few() -> None:
     spec = backfill_spec(partitions=["2024-01-03", "2024-01-01"], retries={"limit": 2})
-    preview = planner.preview(daily_job(), PartitionedJobStatus(), spec, NOW)
+    preview = preview_of(daily_job(), PartitionedJobStatus(), spec, NOW)
     assert render.launch_sample(preview, spec.order) == (["2024-01-01", "2024-01-03"], [])
     out = text_of(
         render.render_preview(
@@ -388,8 +398,8 @@ def test_describe_policy() -> None:
 
 def test_plan_document_and_rows() -> None:
     spec = backfill_spec(range={"from": "2024-01-01", "to": "2024-01-03"})
-    preview = planner.preview(daily_job(), PartitionedJobStatus(), spec, NOW)
-    doc = render.plan_document(
+    preview = preview_of(daily_job(), PartitionedJobStatus(), spec, NOW)
+    doc = documents.plan_document(
         job="sales", namespace="ns", description="daily", preview=preview, spec=spec
     )
     assert doc["count"] == 3 and doc["selection"] == {
@@ -533,7 +543,7 @@ def test_follow_line_counts_partitions_waiting_to_retry() -> None:
 
 def test_status_document_and_follow_line() -> None:
     view = status_view()
-    doc = render.status_document(view, NOW)
+    doc = documents.status_document(view, NOW)
     assert doc["phase"] == "Running" and doc["progress"] == {
         "done": 4,
         "total": 10,
@@ -556,11 +566,9 @@ def test_headline_prefers_stalled() -> None:
 
 
 def test_log_unavailable_message() -> None:
-    text = render.log_unavailable(
-        key="2024-01-03", pod="p", node="kwok-node-1", simulated=True, detail="no addresses"
-    )
-    assert text.startswith("no log available for partition 2024-01-03: pod p ran on simulated")
-    assert "no addresses" in text and "\n" not in text
+    text = render.log_unavailable(key="2024-01-03", pod="p", node="node-1", detail="no addresses")
+    assert text.startswith("no log available for partition 2024-01-03: pod p on node node-1: ")
+    assert text.endswith(": the apiserver said: no addresses") and "\n" not in text
 
 
 # ---------------------------------------------------------- command line, no cluster needed

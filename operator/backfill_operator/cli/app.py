@@ -3,7 +3,12 @@
 kubectl runs any executable named ``kubectl-backfill`` on ``PATH`` as ``kubectl backfill``,
 passing the remaining arguments through. The global flags kubectl users expect
 (``--kubeconfig``, ``--context``, ``-n/--namespace``, and ``-A`` for ``list``) are accepted
-before the command and after it. Each command is a thin wrapper around :mod:`.ops`.
+before the command and after it. Each command is a thin wrapper around a function of
+:mod:`.commands`.
+
+This module is deliberately one module: it is the whole command-line surface (every command,
+flag, help text and default, and how errors and exit codes reach the terminal) in the order
+``--help`` shows it, so a change to the CLI's interface is a change to this file alone.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..model import MAX_CONCURRENCY, MAX_RETRIES, Order, Reprocess
-from . import ops, render
+from ..api.model import MAX_CONCURRENCY, MAX_RETRIES, Order, Reprocess
+from ..planning import naming
 from .client import Target
+from .commands import logs as logs_command
+from .commands import manage, specs, submit
+from .commands import status as status_command
+from .commands.session import DEFAULT_INTERVAL_SECONDS, Session
 from .errors import EXIT_FAILED, EXIT_USAGE, CliError
 
 PROG = "kubectl backfill"
@@ -171,7 +180,7 @@ def _session(
     namespace: str | None,
     *,
     all_namespaces_ok: bool = False,
-) -> ops.Session:
+) -> Session:
     """Merge the global flags given before and after the command into a Session."""
     g = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
     if g.all_namespaces and not all_namespaces_ok:
@@ -181,7 +190,7 @@ def _session(
         context=context or g.context,
         namespace=namespace or g.namespace,
     )
-    return ops.Session(
+    return Session(
         target=target,
         out=Console(highlight=False, soft_wrap=True),
         err=Console(stderr=True, highlight=False, soft_wrap=True),
@@ -191,7 +200,7 @@ def _session(
 
 def _check_name(name: str | None) -> None:
     if name is not None:
-        problem = render.name_problem(name)
+        problem = naming.name_problem(name)
         if problem is not None:
             raise CliError(f"--name: {problem}")
 
@@ -276,18 +285,18 @@ def create(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the Backfill until it ends (exit 1 if failed).")
     ] = False,
-    interval: IntervalFlag = ops.DEFAULT_INTERVAL_SECONDS,
+    interval: IntervalFlag = DEFAULT_INTERVAL_SECONDS,
     kubeconfig: KubeconfigFlag = None,
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
 ) -> int:
     """Preview the partitions, ask, then create a Backfill (and with --wait, follow it)."""
     _check_name(name)
-    spec = ops.build_spec(
+    spec = specs.build_spec(
         job=job,
         from_=from_,
         to=to,
-        partitions=ops.parse_keys(partitions) if partitions is not None else None,
+        partitions=specs.parse_keys(partitions) if partitions is not None else None,
         concurrency=concurrency,
         order=order.to_model(),
         reprocess=reprocess.to_model(),
@@ -297,7 +306,7 @@ def create(
         dry_run=dry_run,
     )
     session = _session(ctx, kubeconfig, context, namespace)
-    return ops.create(session, spec, name=name, yes=yes, wait=wait, interval=interval)
+    return submit.create(session, spec, name=name, yes=yes, wait=wait, interval=interval)
 
 
 @app.command()
@@ -317,11 +326,11 @@ def plan(
     namespace: NamespaceFlag = None,
 ) -> int:
     """Show the partitions a Backfill would run, in launch order; creates nothing."""
-    spec = ops.build_spec(
+    spec = specs.build_spec(
         job=job,
         from_=from_,
         to=to,
-        partitions=ops.parse_keys(partitions) if partitions is not None else None,
+        partitions=specs.parse_keys(partitions) if partitions is not None else None,
         concurrency=1,
         order=order.to_model(),
         reprocess=reprocess.to_model(),
@@ -331,7 +340,7 @@ def plan(
         dry_run=False,
     )
     session = _session(ctx, kubeconfig, context, namespace)
-    return ops.plan(session, spec, str(output))
+    return submit.plan(session, spec, str(output))
 
 
 BackfillArg = Annotated[str, typer.Argument(help="The Backfill.", show_default=False)]
@@ -349,14 +358,14 @@ def status(
         StatusOutput,
         typer.Option("--output", "-o", help="Output format.", case_sensitive=False),
     ] = StatusOutput.TEXT,
-    interval: IntervalFlag = ops.DEFAULT_INTERVAL_SECONDS,
+    interval: IntervalFlag = DEFAULT_INTERVAL_SECONDS,
     kubeconfig: KubeconfigFlag = None,
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
 ) -> int:
     """Progress, counts, rate and ETA, and a grid of partitions coloured by state."""
     session = _session(ctx, kubeconfig, context, namespace)
-    return ops.status(session, name, watch=watch, output=str(output), interval=interval)
+    return status_command.status(session, name, watch=watch, output=str(output), interval=interval)
 
 
 @app.command("list")
@@ -373,7 +382,7 @@ def list_(
     """List Backfills: phase, progress, failures, age."""
     session = _session(ctx, kubeconfig, context, namespace, all_namespaces_ok=True)
     g = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
-    return ops.list_backfills(
+    return manage.list_backfills(
         session, all_namespaces=all_namespaces or g.all_namespaces, output=str(output)
     )
 
@@ -387,7 +396,7 @@ def suspend(
     namespace: NamespaceFlag = None,
 ) -> int:
     """Launch nothing new (spec.suspend: true); running Jobs finish."""
-    return ops.set_suspend(_session(ctx, kubeconfig, context, namespace), name, True)
+    return manage.set_suspend(_session(ctx, kubeconfig, context, namespace), name, True)
 
 
 @app.command()
@@ -399,7 +408,7 @@ def resume(
     namespace: NamespaceFlag = None,
 ) -> int:
     """Launch again (spec.suspend: false)."""
-    return ops.set_suspend(_session(ctx, kubeconfig, context, namespace), name, False)
+    return manage.set_suspend(_session(ctx, kubeconfig, context, namespace), name, False)
 
 
 @app.command()
@@ -412,7 +421,7 @@ def cancel(
     namespace: NamespaceFlag = None,
 ) -> int:
     """Ask, then delete the Backfill; its Jobs are stopped by garbage collection."""
-    return ops.cancel(_session(ctx, kubeconfig, context, namespace), name, yes=yes)
+    return manage.cancel(_session(ctx, kubeconfig, context, namespace), name, yes=yes)
 
 
 @app.command("retry-failed")
@@ -439,7 +448,7 @@ def retry_failed(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the new Backfill until it ends.")
     ] = False,
-    interval: IntervalFlag = ops.DEFAULT_INTERVAL_SECONDS,
+    interval: IntervalFlag = DEFAULT_INTERVAL_SECONDS,
     kubeconfig: KubeconfigFlag = None,
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
@@ -447,7 +456,7 @@ def retry_failed(
     """Create a new Backfill of exactly the partitions that failed (reprocess: All)."""
     _check_name(new_name)
     session = _session(ctx, kubeconfig, context, namespace)
-    return ops.retry_failed(
+    return manage.retry_failed(
         session,
         name,
         new_name=new_name,
@@ -479,7 +488,9 @@ def logs(
 ) -> int:
     """Print the log of the pod that ran a partition (or say why there is none)."""
     session = _session(ctx, kubeconfig, context, namespace)
-    return ops.logs(session, name, key=partition, attempt=attempt, container=container, tail=tail)
+    return logs_command.logs(
+        session, name, key=partition, attempt=attempt, container=container, tail=tail
+    )
 
 
 def _print_error(message: str) -> None:

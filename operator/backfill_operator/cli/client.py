@@ -23,15 +23,11 @@ from kubernetes import config as _k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from ..model import GROUP, VERSION
+from ..api.model import BACKFILLS, GROUP, PARTITIONED_JOBS, VERSION
 from .errors import EXIT_CLUSTER, EXIT_USAGE, CliError
 
-BACKFILLS = "backfills"
-PARTITIONED_JOBS = "partitionedjobs"
 #: (connect, read) timeouts of one request, seconds.
 REQUEST_TIMEOUT = (5.0, 30.0)
-#: Annotation KWOK puts on the Nodes it simulates.
-KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
 _KINDS = {BACKFILLS: "Backfill", PARTITIONED_JOBS: "PartitionedJob"}
 #: The kubeconfig loaders of the client are untyped.
@@ -454,18 +450,6 @@ class Client:
         items: list[dict[str, Any]] = _json(response).get("items") or []
         return items
 
-    def find_node(self, name: str) -> dict[str, Any] | None:
-        """Return the Node, or None when it is gone or may not be read (nodes are optional)."""
-        try:
-            response = self._call(
-                lambda: self.core.read_node(
-                    name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-                )
-            )
-        except ApiException:
-            return None
-        return _json(response)
-
     def pod_log(self, pod: str, container: str | None, tail_lines: int | None) -> str:
         """Return a container's log; raises :class:`LogUnavailable` with the server's words."""
         ns = self.namespace
@@ -487,16 +471,6 @@ class Client:
             raise LogUnavailable(failure.message) from exc
         data: bytes = response.data
         return data.decode("utf-8", errors="replace")
-
-    @staticmethod
-    def is_simulated(node: dict[str, Any] | None) -> bool:
-        """Return True for a Node KWOK simulates (annotation ``kwok.x-k8s.io/node``)."""
-        if node is None:
-            return False
-        meta = node.get("metadata") or {}
-        return KWOK_NODE_ANNOTATION in (meta.get("annotations") or {}) or (
-            (meta.get("labels") or {}).get("type") == "kwok"
-        )
 
 
 class NameTaken(CliError):

@@ -1,0 +1,215 @@
+"""Creating Backfills: the preview (``plan``), and ``create`` (preview, confirm, create, follow).
+
+Previews are :func:`backfill_operator.planning.ledger.preview` of the operator's own verdict
+(:func:`backfill_operator.planning.verdict.judge`) on a Backfill not created yet, so what
+``create`` and ``plan`` show is exactly what the operator's first pass will run.
+:func:`submit` is shared with ``retry-failed``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+import yaml
+
+from ... import clock
+from ...api.model import API_VERSION, BACKFILLS, GROUP, PARTITIONED_JOBS, BackfillSpec
+from ...api.reasons import Reason
+from ...planning import ledger, naming
+from ...planning.verdict import InvalidSpec, judge, new_backfill
+from .. import documents, render
+from ..client import NameTaken
+from ..errors import EXIT_FAILED, EXIT_OK, CliError
+from .objects import partitioned_job
+from .session import DEFAULT_INTERVAL_SECONDS, Session
+from .status import follow
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A previewed Backfill: the PartitionedJob's description and what would run."""
+
+    job: str
+    namespace: str
+    description: str
+    preview: ledger.Preview
+    spec: BackfillSpec
+
+
+def _preview_error(job: str, invalid: InvalidSpec) -> CliError:
+    """Word why a preview failed: a bad selection in flags, else the PartitionedJob's fault."""
+    if invalid.reason is Reason.INVALID_SELECTION:
+        return CliError(render.flag_message(invalid.message))
+    return CliError(f'PartitionedJob "{job}" is invalid: {invalid.detail}')
+
+
+def plan_backfill(session: Session, spec: BackfillSpec) -> Planned:
+    """Preview ``spec`` against the PartitionedJob in the cluster, as the operator would run it.
+
+    Raises CliError (exit 2) for an unknown PartitionedJob, an invalid one, an unparseable
+    date, a range outside the job's partitions or an unknown key.
+    """
+    job = spec.job_ref.name
+    body = session.client.get(PARTITIONED_JOBS, job)
+    pj = partitioned_job(job, body)
+    verdict = judge(new_backfill(session.namespace, spec), pj, clock.now())
+    try:
+        result = ledger.preview(verdict)
+    except InvalidSpec as exc:
+        raise _preview_error(job, exc) from exc
+    assert verdict.space is not None  # a valid verdict has its space
+    return Planned(job, session.namespace, verdict.space.describe(), result, spec)
+
+
+def _show_preview(session: Session, planned: Planned, name: str | None) -> None:
+    session.out.print(
+        render.render_preview(
+            job=planned.job,
+            namespace=planned.namespace,
+            description=planned.description,
+            preview=planned.preview,
+            spec=planned.spec,
+            name=name,
+        )
+    )
+
+
+def new_token() -> str:
+    """Return 4 random hex characters for a generated Backfill name."""
+    return secrets.token_hex(2)
+
+
+def submit(
+    session: Session,
+    spec: BackfillSpec,
+    *,
+    name: str | None,
+    make_name: Callable[[], str],
+    yes: bool,
+    wait: bool,
+    interval: float,
+    labels: dict[str, str] | None = None,
+) -> int:
+    """Preview, confirm (on a terminal, without ``yes``), create and optionally follow.
+
+    ``name`` None means a generated name (``make_name()``, drawn again once if taken).
+    Returns 0 (created, or succeeded with ``wait``), 1 (declined, or failed with ``wait``).
+    """
+    if name is not None and session.client.find(BACKFILLS, name) is not None:
+        raise NameTaken(
+            f'a Backfill named "{name}" already exists in namespace "{session.namespace}": '
+            "pick another --name, or leave --name out for a generated one"
+        )
+    planned = plan_backfill(session, spec)
+    chosen = name or make_name()
+    run = len(planned.preview.to_run)
+    _show_preview(session, planned, chosen if run else None)
+    if run == 0:
+        session.out.print(
+            "Nothing to run: every selected partition already has a recorded outcome "
+            f"(reprocess {spec.reprocess}); no Backfill created."
+        )
+        return EXIT_OK
+    if session.interactive and not yes:
+        what = "dry-run Backfill" if spec.dry_run else "Backfill"
+        question = f"Create {what} {chosen} ({run} partition{'s' if run != 1 else ''})?"
+        if not typer.confirm(question, default=False, err=True):
+            session.err.print("Aborted: nothing created.")
+            return EXIT_FAILED
+    ns = session.namespace
+    body: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "Backfill",
+        "metadata": {"name": chosen, "namespace": ns, **({"labels": labels} if labels else {})},
+        "spec": spec.to_api(),
+    }
+    try:
+        session.client.create_backfill(body)
+    except NameTaken:
+        if name is not None:
+            raise
+        chosen = make_name()
+        body["metadata"]["name"] = chosen
+        session.client.create_backfill(body)
+    session.out.print(f"backfill.{GROUP}/{chosen} created")
+    if spec.dry_run and not wait:
+        session.out.print(
+            "Dry run: the operator writes the plan into the Backfill's status and launches "
+            f"nothing. See it with: kubectl backfill status {chosen} -n {ns}",
+            style="dim",
+        )
+    elif not wait:
+        session.out.print(
+            f"Follow it with: kubectl backfill status {chosen} -n {ns} -w", style="dim"
+        )
+    if wait:
+        return follow(session, chosen, interval=interval, output="text")
+    return EXIT_OK
+
+
+def create(
+    session: Session,
+    spec: BackfillSpec,
+    *,
+    name: str | None,
+    yes: bool,
+    wait: bool,
+    interval: float = DEFAULT_INTERVAL_SECONDS,
+) -> int:
+    """``create``: see :func:`submit`; the default name is ``<job>-<YYYYMMDD>-<4 hex>``."""
+    job = spec.job_ref.name
+    return submit(
+        session,
+        spec,
+        name=name,
+        make_name=lambda: naming.default_name(job, clock.now(), new_token()),
+        yes=yes,
+        wait=wait,
+        interval=interval,
+    )
+
+
+def plan(session: Session, spec: BackfillSpec, output: str) -> int:
+    """``plan``: the partitions a Backfill with ``spec`` would run, in launch order.
+
+    ``output``: ``table`` (summary then one row per partition), ``json``, ``yaml`` or ``name``
+    (one key per line). Creates nothing.
+    """
+    planned = plan_backfill(session, spec)
+    if output in ("json", "yaml"):
+        doc = documents.plan_document(
+            job=planned.job,
+            namespace=planned.namespace,
+            description=planned.description,
+            preview=planned.preview,
+            spec=spec,
+        )
+        if output == "json":
+            session.write(json.dumps(doc, indent=2) + "\n")
+        else:
+            session.write(yaml.safe_dump(doc, sort_keys=False))
+        return EXIT_OK
+    if output == "name":
+        sel = planned.preview.selection
+        for chunk in _chunks(sel.key(i) for i in planned.preview.launch_order(spec.order)):
+            session.write("".join(k + "\n" for k in chunk))
+        return EXIT_OK
+    _show_preview(session, planned, None)
+    session.out.print()
+    lines = render.format_table(
+        ["#", "KEY", "START (UTC)", "END (UTC)"],
+        render.plan_table_rows(planned.preview, spec.order),
+    )
+    session.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _chunks(items: Iterator[str], size: int = 4096) -> Iterator[list[str]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk

@@ -1,0 +1,110 @@
+"""The machine-readable output of ``kubectl backfill``: the ``-o json|yaml`` documents.
+
+These shapes are a contract (scripts parse them); a change is a change of the CLI's API.
+Keys are camelCase like the Kubernetes API; timestamps are RFC 3339 UTC
+(:func:`backfill_operator.planning.times.rfc3339`); partition sets are the compact index sets
+of the Backfill's status (``"0-4,7"``, global partition indices).
+
+``plan -o json|yaml`` (:func:`plan_document`)::
+
+    {"partitionedJob": str, "namespace": str, "description": str, "order": str,
+     "selection": {"first": key, "last": key, "count": int},
+     "count": int,                                  # partitions to run
+     "skipped": {"count": int, "partitions": [key, ...]},
+     "partitions": [{"index": int, "key": str, "start": str|null, "end": str|null}, ...]}
+
+``partitions`` is in launch order; ``start``/``end`` are null for static values.
+
+``status -o json`` (:func:`status_document`; with ``-w``, one document per line)::
+
+    {"name", "namespace", "partitionedJob", "phase", "message": str,
+     "suspended", "dryRun": bool,
+     "counts": {"total", "pending", "running", "succeeded", "failed", "skipped": int},
+     "progress": {"done": int, "total": int, "percent": float},
+     "ratePerMinute": float|null, "etaSeconds": float|null,
+     "startTime", "completionTime": str|null,
+     "selection": object|null, "partitions": {state: index set},
+     "running": [...], "failures": [...], "plan": object|null}
+
+``selection``, ``partitions``, ``running``, ``failures`` and ``plan`` are the Backfill's
+status fields as the API shows them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..api.model import BackfillSpec
+from ..planning.ledger import Preview
+from ..planning.times import rfc3339
+from .render.progress import progress_of
+from .render.views import StatusView, headline, phase_of
+
+
+def plan_document(
+    *, job: str, namespace: str, description: str, preview: Preview, spec: BackfillSpec
+) -> dict[str, Any]:
+    """Return the ``plan -o json|yaml`` document: every partition to run, in launch order.
+
+    Shape: see the module doc.
+    """
+    sel = preview.selection
+    items = []
+    for index in preview.launch_order(spec.order):
+        part = sel.partition(index)
+        items.append(
+            {
+                "index": part.index,
+                "key": part.key,
+                "start": rfc3339(part.start) or None,
+                "end": rfc3339(part.end) or None,
+            }
+        )
+    return {
+        "partitionedJob": job,
+        "namespace": namespace,
+        "description": description,
+        "order": str(spec.order),
+        "selection": {"first": sel.first_key, "last": sel.last_key, "count": len(sel)},
+        "count": len(preview.to_run),
+        "skipped": {
+            "count": len(preview.skipped),
+            "partitions": [sel.key(i) for i in preview.skipped],
+        },
+        "partitions": items,
+    }
+
+
+def status_document(view: StatusView, now: datetime) -> dict[str, Any]:
+    """Return the ``status -o json`` document of a Backfill at ``now``.
+
+    Shape: see the module doc.
+    """
+    status = view.status
+    prog = progress_of(status, now)
+    api = status.to_api()
+    return {
+        "name": view.name,
+        "namespace": view.namespace,
+        "partitionedJob": view.job,
+        "phase": phase_of(view),
+        "message": headline(view, now),
+        "suspended": view.spec.suspend,
+        "dryRun": view.spec.dry_run,
+        "counts": status.counts.to_api(),
+        "progress": {
+            "done": prog.done,
+            "total": prog.total,
+            "percent": round(prog.fraction * 100, 1),
+        },
+        "ratePerMinute": None if prog.rate_per_minute is None else round(prog.rate_per_minute, 3),
+        "etaSeconds": None if prog.eta_seconds is None else round(prog.eta_seconds, 1),
+        "startTime": status.start_time,
+        "completionTime": status.completion_time,
+        "selection": api.get("selection"),
+        "partitions": api.get("partitions", {}),
+        "running": api.get("running", []),
+        "failures": api.get("failures", []),
+        "plan": api.get("plan"),
+    }

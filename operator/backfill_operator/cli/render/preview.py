@@ -1,0 +1,110 @@
+"""What ``create`` and ``plan`` show before acting: the selection, what runs, what is skipped.
+
+:func:`render_preview` draws a :class:`~backfill_operator.planning.ledger.Preview` (the
+operator's own answer to "what would a new Backfill run") as a label/value block: the
+partition space, the selected span, how many run and under which policy
+(:func:`describe_policy`), how many ``reprocess`` skips, and the first and last keys in launch
+order (:func:`launch_sample`, lazy whatever the selection's size).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from rich.console import Group
+from rich.text import Text
+
+from ...api.model import BackfillSpec, Order
+from ...planning.ledger import Preview
+from ...planning.space import plural
+from .style import kv, span
+
+#: Keys shown at each end of a preview.
+PREVIEW_SAMPLE = 5
+
+
+def launch_sample(
+    preview: Preview, order: Order, sample: int = PREVIEW_SAMPLE
+) -> tuple[list[str], list[str]]:
+    """Return the keys of the first and the last ``sample`` partitions in launch order.
+
+    The second list is empty when everything fits in the first (``len <= 2 * sample``: then
+    the first list holds every key). Lazy: never enumerates the whole selection.
+    """
+    sel = preview.selection
+    run = preview.to_run
+    if len(run) <= 2 * sample:
+        return [sel.key(i) for i in preview.launch_order(order)], []
+    head = [sel.key(i) for i in itertools.islice(preview.launch_order(order), sample)]
+    reverse = iter(run) if order is Order.NEWEST_FIRST else run.iter_descending()
+    tail = [sel.key(i) for i in itertools.islice(reverse, sample)][::-1]
+    return head, tail
+
+
+def describe_policy(spec: BackfillSpec) -> str:
+    """Return ``"oldest first, 10 at a time, 2 retries, stop after 5 failures"``."""
+    order = "newest first" if spec.order is Order.NEWEST_FIRST else "oldest first"
+    parts = [order, f"{spec.concurrency} at a time"]
+    limit = spec.retries.limit
+    if limit == 0:
+        parts.append("no retries")
+    else:
+        retries = "1 retry" if limit == 1 else f"{limit} retries"
+        parts.append(f"{retries} (backoff {spec.retries.backoff_seconds}s)")
+    if spec.max_failed_partitions is not None:
+        parts.append(f"stop after {plural(spec.max_failed_partitions, 'failure')}")
+    return ", ".join(parts)
+
+
+def render_preview(
+    *,
+    job: str,
+    namespace: str,
+    description: str,
+    preview: Preview,
+    spec: BackfillSpec,
+    name: str | None,
+) -> Group:
+    """Return what ``create``/``plan`` show before acting: counts, the first and last keys.
+
+    ``description`` is the partition space's (``daily schedule "0 0 * * *" in UTC``);
+    ``name`` the Backfill to create, or None for ``plan``.
+    """
+    sel = preview.selection
+    rows: list[tuple[str, Text]] = [
+        ("PartitionedJob", Text(f"{namespace}/{job}: {description}")),
+        (
+            "Selected",
+            Text(f"{plural(len(sel), 'partition')}: {span(sel.first_key, sel.last_key)}"),
+        ),
+    ]
+    run = len(preview.to_run)
+    rows.append(
+        (
+            "To run",
+            Text.assemble(
+                (plural(run, "partition"), "bold"),
+                f", {describe_policy(spec)}" if run and name is not None else "",
+            ),
+        )
+    )
+    if preview.skipped:
+        hint = {"Missing": "; --reprocess failed|all to run them", "Failed": "; --reprocess all"}
+        rows.append(
+            (
+                "Skipped",
+                Text(
+                    f"{len(preview.skipped)} with a recorded outcome (reprocess "
+                    f"{spec.reprocess}{hint.get(str(spec.reprocess), '')})"
+                ),
+            )
+        )
+    head, tail = launch_sample(preview, spec.order)
+    if head and not tail:
+        rows.append(("Partitions", Text(", ".join(head))))
+    elif head:
+        rows.append(("First", Text(", ".join(head))))
+        rows.append(("Last", Text(", ".join(tail))))
+    if name is not None:
+        rows.append(("Backfill", Text(name + ("  (dry run)" if spec.dry_run else ""))))
+    return kv(rows)

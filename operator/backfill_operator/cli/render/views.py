@@ -1,0 +1,238 @@
+"""The ``status`` view of one Backfill: header, progress, counts, rate and ETA, grid, details.
+
+:class:`StatusView` is a Backfill as ``status`` shows it (its spec and status, plus what the
+command resolved: the PartitionedJob's description and the selection the grid is drawn over);
+:func:`render_status` draws it for a terminal, :func:`follow_line` as one line per change for
+``status -w`` into a pipe. :func:`headline` is the one-sentence state (the Ready or Stalled
+condition's message). Pure: ``now`` is an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from ...api.model import PARTITION_STATES, BackfillSpec, BackfillStatus
+from ...planning.ranges import IndexSet
+from ...planning.space import plural
+from ...planning.state import waiting_to_retry
+from ...planning.times import parse_time
+from .grid import GRID_MAX_ROWS, grid_cells, grid_columns, render_grid
+from .progress import (
+    TERMINAL_PHASE_NAMES,
+    format_duration,
+    format_rate,
+    progress_bar,
+    progress_of,
+)
+from .style import PHASE_STYLES, STYLES, kv, span
+
+#: Running partitions and failures listed by ``status`` at most.
+DETAIL_LIMIT = 8
+#: Seconds without a status after which ``status`` suggests the operator is not running.
+UNSEEN_GRACE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class GridData:
+    """What :func:`render_status` needs to draw the grid.
+
+    ``indices`` are the selection's global indices; ``key_at(position)`` the key at a position.
+    """
+
+    indices: IndexSet
+    key_at: Callable[[int], str]
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """A Backfill as ``status`` shows it.
+
+    ``grid`` is None when the selection could not be resolved (``grid_note`` says why).
+    ``description`` is the PartitionedJob's partition space, when known.
+    """
+
+    name: str
+    namespace: str
+    job: str
+    spec: BackfillSpec
+    status: BackfillStatus
+    created: str | None = None
+    deleting: bool = False
+    description: str | None = None
+    grid: GridData | None = None
+    grid_note: str | None = None
+
+
+def phase_of(view: StatusView) -> str:
+    """Return the phase to show: status.phase, or ``Pending`` before the first reconcile."""
+    return str(view.status.phase) if view.status.phase else "Pending"
+
+
+def headline(view: StatusView, now: datetime | None = None) -> str:
+    """Return the Ready (or, when stalled, Stalled) condition message, or a placeholder.
+
+    Before the operator's first status: "waiting for the operator", or, once the Backfill is
+    older than ``UNSEEN_GRACE_SECONDS`` at ``now``, a hint that the operator may not run.
+    """
+    conds = {c.type: c for c in view.status.conditions}
+    stalled = conds.get("Stalled")
+    if stalled is not None and stalled.status == "True" and stalled.message:
+        return stalled.message
+    ready = conds.get("Ready")
+    if ready is not None and ready.message:
+        return ready.message
+    if view.status.phase is None:
+        created = parse_time(view.created)
+        if now is not None and created is not None:
+            age = (now - created).total_seconds()
+            if age > UNSEEN_GRACE_SECONDS:
+                return f"no status {format_duration(age)} after creation: is the operator running?"
+        return "waiting for the operator"
+    return ""
+
+
+def _grid_sets(status: BackfillStatus) -> dict[str, IndexSet]:
+    sets = status.partitions
+    return {
+        "succeeded": IndexSet.parse(sets.succeeded),
+        "failed": IndexSet.parse(sets.failed),
+        "running": IndexSet.parse(sets.running),
+        "skipped": IndexSet.parse(sets.skipped),
+    }
+
+
+def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -> Group:
+    """Return the ``status`` view: header, progress bar, counts, rate/ETA, grid, details.
+
+    ``width`` is the console width in cells; ``color`` chooses coloured boxes or ASCII glyphs.
+    """
+    status = view.status
+    prog = progress_of(status, now)
+    phase = phase_of(view)
+    if view.deleting:
+        phase += " (deleting)"
+    rows: list[tuple[str, Text]] = [
+        ("Backfill", Text(f"{view.namespace}/{view.name}")),
+        (
+            "PartitionedJob",
+            Text(view.job + (f": {view.description}" if view.description else "")),
+        ),
+    ]
+    if status.selection is not None:
+        sel = status.selection
+        rows.append(
+            ("Partitions", Text(f"{plural(sel.count, 'partition')}: {span(sel.first, sel.last)}"))
+        )
+    message = headline(view, now)
+    rows.append(
+        (
+            "Phase",
+            Text.assemble((phase, PHASE_STYLES.get(phase.split()[0], "bold")), f"  {message}"),
+        )
+    )
+    if view.spec.suspend and phase not in TERMINAL_PHASE_NAMES and phase != "Suspended":
+        rows.append(("", Text("spec.suspend is set: nothing new is launched", style="yellow")))
+    plan = status.plan
+    if view.spec.dry_run:
+        if plan is not None:
+            sample = ", ".join(plan.first)
+            if plan.last:
+                sample += " … " + ", ".join(plan.last)
+            rows.append(
+                (
+                    "Dry run",
+                    Text(
+                        f"{plural(plan.count, 'partition')} would run, {plan.skipped} "
+                        f"skipped: {sample}"
+                    ),
+                )
+            )
+        else:
+            rows.append(("Dry run", Text("plan not computed yet")))
+    else:
+        bar = progress_bar(prog, min(60, max(20, width - 40)), color=color)
+        bar.append(f"  {prog.done}/{prog.total}  {prog.fraction:.0%}")
+        rows.append(("Progress", bar))
+        counts = Text()
+        for state in PARTITION_STATES:
+            if counts:
+                counts.append(" · ")
+            counts.append(f"{getattr(prog, state)} {state}", style=STYLES[state])
+        rows.append(("Counts", counts))
+        eta = "-" if prog.eta_seconds is None else format_duration(prog.eta_seconds)
+        if phase == "Suspended":
+            rows.append(("Rate", Text(f"{format_rate(prog.rate_per_minute)}, ETA - (suspended)")))
+        elif phase in TERMINAL_PHASE_NAMES:
+            took = format_duration(prog.elapsed_seconds or 0)
+            rows.append(("Rate", Text(f"{format_rate(prog.rate_per_minute)}, took {took}")))
+        else:
+            rows.append(("Rate", Text(f"{format_rate(prog.rate_per_minute)}, ETA {eta}")))
+    started = parse_time(status.start_time)
+    if started is not None:
+        ago = format_duration((now - started).total_seconds())
+        rows.append(("Started", Text(f"{started:%Y-%m-%d %H:%M:%S} UTC ({ago} ago)")))
+    finished = parse_time(status.completion_time)
+    if finished is not None:
+        rows.append(("Finished", Text(f"{finished:%Y-%m-%d %H:%M:%S} UTC")))
+    parts: list[RenderableType] = [kv(rows)]
+
+    if view.grid is not None and not view.spec.dry_run:
+        label = (
+            max(len(status.selection.first), len(status.selection.last)) if status.selection else 10
+        )
+        columns = grid_columns(width, label)
+        cells, size = grid_cells(view.grid.indices, _grid_sets(status), GRID_MAX_ROWS * columns)
+        parts.append(Text(""))
+        parts.append(render_grid(cells, size, view.grid.key_at, columns, color=color))
+    elif view.grid_note and not view.spec.dry_run:
+        parts.append(Text(""))
+        parts.append(Text(f"(no partition grid: {view.grid_note})", style="dim"))
+
+    if status.running:
+        parts.append(Text(""))
+        parts.append(Text(f"Running ({len(status.running)})", style="bold"))
+        for r in status.running[:DETAIL_LIMIT]:
+            since = parse_time(r.start_time)
+            took = f", {format_duration((now - since).total_seconds())}" if since else ""
+            parts.append(Text(f"  {r.key}  attempt {r.attempt}{took}  job/{r.job}"))
+        if len(status.running) > DETAIL_LIMIT:
+            parts.append(Text(f"  … and {len(status.running) - DETAIL_LIMIT} more", style="dim"))
+    if status.failures:
+        limit = view.spec.retries.limit + 1
+        parts.append(Text(""))
+        parts.append(Text(f"Failures ({len(status.failures)})", style="bold red"))
+        for f in status.failures[:DETAIL_LIMIT]:
+            when = f"retry at {f.retry_at}" if f.retry_at else "failed for good"
+            line = Text(f"  {f.key}  attempt {f.attempts}/{limit}, {when}")
+            line.append(f"\n    job/{f.job}" + (f": {f.message}" if f.message else ""), style="dim")
+            parts.append(line)
+        if len(status.failures) > DETAIL_LIMIT:
+            parts.append(Text(f"  … and {len(status.failures) - DETAIL_LIMIT} more", style="dim"))
+    return Group(*parts)
+
+
+def follow_line(view: StatusView, now: datetime) -> str:
+    """Return one progress line for ``status -w`` when the output is not a terminal.
+
+    Shape: ``HH:MM:SS Running 12/90 done: 10 succeeded, 2 failed, 5 running, 73 pending;
+    ETA 3m 10s`` (skipped appear only when there are some; then ``(N waiting to retry)``
+    when failed partitions wait for a retry, as
+    :func:`~backfill_operator.planning.state.waiting_to_retry` counts them).
+    """
+    if view.status.phase is None:
+        return f"{now:%H:%M:%S} Pending: {headline(view, now)}"
+    prog = progress_of(view.status, now)
+    eta = "-" if prog.eta_seconds is None else format_duration(prog.eta_seconds)
+    counts = ", ".join(
+        f"{getattr(prog, s)} {s}" for s in PARTITION_STATES if s != "skipped" or prog.skipped
+    )
+    running = frozenset(r.index for r in view.status.running)
+    retrying = len(waiting_to_retry(view.status.failures, running))
+    if retrying:
+        counts += f" ({retrying} waiting to retry)"
+    return f"{now:%H:%M:%S} {phase_of(view)} {prog.done}/{prog.total} done: {counts}; ETA {eta}"
