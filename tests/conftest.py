@@ -8,6 +8,11 @@ Fixtures
                         reusing an existing cluster), ``.server``.
 ``kube_api`` (session)  a ``kubernetes.client.ApiClient`` for that kubeconfig.
 ``namespace``           a fresh namespace per test (name str); deleted afterwards, not awaited.
+``kueue`` (session)     a :class:`devcluster.Kueue`: Kueue v0.17.0 running against ``cluster``
+                        (started on first use only; webhooks for Jobs with the queue-name label).
+``kueue_queue``         the name (str) of a LocalQueue in ``namespace`` bound to a ClusterQueue
+                        of its own (named after the namespace) with quota cpu 2 / memory 8Gi:
+                        exactly two Jobs requesting ``cpu: 1`` run at a time.
 
 The cluster starts lazily, once per session, in a temporary data directory on free ports (a
 demo cluster may run at the same time), and stops at the end of the session, also on failures
@@ -24,6 +29,7 @@ import os
 import re
 import secrets
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from devcluster import Cluster, ClusterError
+from devcluster import Cluster, ClusterError, Kueue, KueueError, PkiError
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -105,6 +111,48 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope="session")
+def kueue(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kueue]:
+    """Kueue on the session's cluster, started on first use and stopped at the end.
+
+    The binary comes from ``cluster.bin_dir`` (``build.sh`` builds ``kueue`` by default). On a
+    reused cluster (BACKFILL_KUBECONFIG) a Kueue already serving it (``up --kueue``) is reused.
+    """
+    work_dir = None
+    if cluster.data_dir is None:
+        work_dir = tmp_path_factory.mktemp("kueue")
+        running = Kueue.attach(cluster, work_dir)
+        if running is not None:
+            yield running
+            return
+    try:
+        started = Kueue.start(
+            cluster,
+            work_dir=work_dir,
+            tie_to_parent=True,
+            progress=lambda message: print(f"devcluster: {message}", file=sys.stderr),
+        )
+    except (KueueError, PkiError, subprocess.SubprocessError, OSError) as exc:
+        pytest.fail(f"Kueue did not start:\n{exc}", pytrace=False)
+    atexit.register(started.stop)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def kueue_queue(kueue: Kueue, namespace: str) -> Iterator[str]:
+    """A LocalQueue ``queue`` in ``namespace`` on a ClusterQueue named after the namespace
+    (cpu 2, memory 8Gi, no cohort): at most two ``cpu: 1`` Jobs admitted at once. Yields the
+    LocalQueue name; deletes both queues afterwards (not awaited)."""
+    queue = kueue.create_queue(namespace, local_queue="queue", quota={"cpu": "2", "memory": "8Gi"})
+    try:
+        yield queue.local_queue
+    finally:
+        kueue.delete_queue(queue)
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Build the local control plane (Kubernetes, etcd, KWOK) and helm from the Go module proxy.
+# Build the local control plane (Kubernetes, etcd, KWOK), helm and Kueue from the Go module proxy.
 #
 # Each wrapper module below hack/controlplane/ is built into a cache directory outside the work
 # tree, keyed by the sha256 of its go.mod, go.sum, Go sources and the Go version, so a warm
 # machine rebuilds nothing and a changed go.mod rebuilds only that module.
 #
-# Usage: hack/controlplane/build.sh [MODULE ...]     (default: kubernetes etcd kwok helm)
+# Usage: hack/controlplane/build.sh [MODULE ...]     (default: kubernetes etcd kwok helm kueue)
 # Prints, as its last line of stdout, a directory holding one symlink per binary:
-#   kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm
+#   kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm kueue
 #
 # Settings (all overridable from the environment):
 #   BACKFILL_CACHE   cache root                        default ~/.cache/backfill-operator
@@ -34,9 +34,10 @@ fi
 k8s_version=v1.36.3
 helm_version=v4.3.1
 kwok_version=v0.8.0
+kueue_version=v0.17.0
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(kubernetes etcd kwok helm)
+[ ${#modules[@]} -gt 0 ] || modules=(kubernetes etcd kwok helm kueue)
 
 module_key() {
   local dir=$1
@@ -85,6 +86,13 @@ build_module() {
       (cd "$dir" && go build -trimpath \
         -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
         -o "$out.tmp/helm" helm.sh/helm/v4/cmd/helm) >&2
+      ;;
+    kueue)
+      # Its own module: Kueue v0.17.0 needs k8s.io/* v0.35 and controller-runtime v0.23.
+      local kv=sigs.k8s.io/kueue/pkg/version
+      (cd "$dir" && go build -trimpath \
+        -ldflags "-s -w -X $kv.GitVersion=$kueue_version -X $kv.BuildDate=1970-01-01T00:00:00Z" \
+        -o "$out.tmp/kueue" sigs.k8s.io/kueue/cmd/kueue) >&2
       ;;
     *)
       echo "build.sh: unknown module '$name'" >&2

@@ -8,6 +8,8 @@ Command line: ``python -m devcluster {up,down,status,env}``. Python API::
 
     with Cluster.start(tmp_dir, tie_to_parent=True) as cluster:
         cluster.kubectl("get", "nodes")
+        with Kueue.start(cluster, tie_to_parent=True) as kueue:  # optional; see kueue.py
+            queue = kueue.create_queue("default", quota={"cpu": "2"})
 """
 
 from .binaries import BinariesError, default_data_dir, resolve_bin_dir, stages_file
@@ -21,6 +23,7 @@ from .cluster import (
     StartupError,
 )
 from .components import DEFAULT_CONTROLLERS, Ports
+from .kueue import Kueue, KueueError, Queue
 from .pki import PkiError
 
 __all__ = [
@@ -31,9 +34,12 @@ __all__ = [
     "ClusterError",
     "ComponentStatus",
     "KubectlError",
+    "Kueue",
+    "KueueError",
     "NotRunning",
     "PkiError",
     "Ports",
+    "Queue",
     "StartupError",
     "default_data_dir",
     "resolve_bin_dir",

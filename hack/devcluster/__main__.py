@@ -1,14 +1,17 @@
 """Command line: ``python -m devcluster {up,down,status,env} [--data-dir DIR]``.
 
 ``up`` prints progress on stderr and, as its only stdout line, ``export KUBECONFIG=...``, so
-``eval "$(python -m devcluster up)"`` works. Exit codes: 0 success, 1 failure, 2 usage error,
-3 (status/env) no cluster recorded.
+``eval "$(python -m devcluster up)"`` works. ``up --kueue`` also starts Kueue (kueue.py);
+``down`` stops a Kueue recorded in the data dir first. Exit codes: 0 success, 1 failure,
+2 usage error, 3 (status/env) no cluster recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +20,7 @@ from types import FrameType
 from .binaries import BinariesError, default_data_dir
 from .cluster import Cluster, ClusterError, NotRunning
 from .components import DEFAULT_CONTROLLERS
+from .kueue import Kueue, KueueError
 from .pki import PkiError
 
 EXIT_NOT_RUNNING = 3
@@ -61,6 +65,28 @@ def cmd_up(args: argparse.Namespace) -> int:
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in cluster.timings.items() if k != "total")
     _err(f"devcluster: ready in {cluster.timings['total']:.1f} s ({phases})")
     _err(f"devcluster: API server {cluster.server}; binaries in {cluster.bin_dir}")
+    kueue: Kueue | None = None
+    if args.kueue:
+        try:
+            kueue = Kueue.start(
+                cluster,
+                tie_to_parent=args.foreground,
+                progress=lambda message: _err(f"devcluster:   {message}"),
+            )
+        except (
+            KeyboardInterrupt,
+            KueueError,
+            PkiError,
+            subprocess.SubprocessError,
+            OSError,
+        ) as exc:
+            _err(f"devcluster: Kueue did not start: {exc}; stopping the cluster")
+            cluster.stop()
+            return 1
+        _err(
+            f"devcluster: Kueue ready in {kueue.timings['total']:.1f} s (pid {kueue.pid}, "
+            f"webhook https://127.0.0.1:{kueue.webhook_port}, log {kueue.log_path})"
+        )
     _err(f"devcluster: logs in {data_dir / 'logs'}; stop with `python -m devcluster down`")
     print(cluster.env_line(), flush=True)
     if not args.foreground:
@@ -76,6 +102,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # let the stop finish
+        if kueue is not None:
+            kueue.stop()
         cluster.stop()
     return code
 
@@ -90,8 +118,17 @@ def cmd_down(args: argparse.Namespace) -> int:
     except ClusterError as exc:
         _err(f"devcluster: {exc}")
         return 1
+    killed: list[str] = []
+    with contextlib.suppress(FileNotFoundError):  # no Kueue recorded
+        try:
+            kueue = Kueue.load(cluster)
+            killed += kueue.stop(grace_seconds=args.grace_seconds)
+            _err("devcluster: stopped kueue")
+        except (KueueError, RuntimeError) as exc:
+            _err(f"devcluster: {exc}")
+            return 1
     try:
-        killed = cluster.stop(grace_seconds=args.grace_seconds)
+        killed += cluster.stop(grace_seconds=args.grace_seconds)
     except RuntimeError as exc:
         _err(f"devcluster: {exc}")
         return 1
@@ -169,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="kube-controller-manager --controllers (default: %(default)s)",
     )
     up.add_argument("--timeout", type=float, default=120.0, help="start-up deadline, seconds")
+    up.add_argument(
+        "--kueue",
+        action="store_true",
+        help="also start Kueue (needs `hack/controlplane/build.sh kueue`; see kueue.py)",
+    )
     up.set_defaults(func=cmd_up)
 
     down = add("down", "stop every process of the recorded cluster")

@@ -4,7 +4,8 @@ Layout under the PKI directory (all PEM, EC P-256 keys):
 ``ca.crt``/``ca.key`` (the cluster CA, also the client CA of the apiserver),
 ``apiserver.crt``/``.key`` (serving, SANs 127.0.0.1, localhost, kubernetes.default...),
 ``sa.key``/``sa.pub`` (service-account token signing), and one client pair per user in
-:data:`CLIENT_IDENTITIES`.
+:data:`CLIENT_IDENTITIES`. :func:`ensure_serving_pki` makes a separate CA and serving pair for a
+webhook server (Kueue's, see kueue.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import json
 import secrets
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +146,23 @@ def _signed_cert(pki: Pki, stem: str, subject: str, extensions: str, openssl: st
     csr.unlink()
 
 
+def _new_ca(pki: Pki, subject: str, openssl: str) -> None:
+    _new_key(pki.ca_key, openssl)
+    _openssl(
+        "req", "-x509", "-new", "-key", str(pki.ca_key), "-subj", subject,
+        "-config", str(pki.dir / "openssl.cnf"), "-extensions", "v3_ca", "-days", _DAYS,
+        "-sha256", "-out", str(pki.ca_cert), openssl=openssl,
+    )  # fmt: skip
+
+
+def _prepare(directory: Path, sans: Sequence[str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    (directory / "openssl.cnf").write_text(
+        _OPENSSL_CONFIG.format(sans=",".join(sans)), encoding="utf-8"
+    )
+
+
 def ensure_pki(directory: Path, *, openssl: str = "openssl") -> Pki:
     """Create the CA, serving, client and service-account keys in ``directory`` if missing.
 
@@ -153,22 +172,34 @@ def ensure_pki(directory: Path, *, openssl: str = "openssl") -> Pki:
     pki = Pki(directory)
     if pki.complete():
         return pki
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    (directory / "openssl.cnf").write_text(
-        _OPENSSL_CONFIG.format(sans=",".join(APISERVER_SANS)), encoding="utf-8"
-    )
-    _new_key(pki.ca_key, openssl)
-    _openssl(
-        "req", "-x509", "-new", "-key", str(pki.ca_key), "-subj", "/CN=backfill-devcluster-ca",
-        "-config", str(directory / "openssl.cnf"), "-extensions", "v3_ca", "-days", _DAYS,
-        "-sha256", "-out", str(pki.ca_cert), openssl=openssl,
-    )  # fmt: skip
+    _prepare(directory, APISERVER_SANS)
+    _new_ca(pki, "/CN=backfill-devcluster-ca", openssl)
     _signed_cert(pki, "apiserver", "/CN=kube-apiserver", "v3_server", openssl)
     for stem, (common_name, organisation) in CLIENT_IDENTITIES.items():
         _signed_cert(pki, stem, f"/O={organisation}/CN={common_name}", "v3_client", openssl)
     _new_key(pki.sa_key, openssl)
     _openssl("pkey", "-in", str(pki.sa_key), "-pubout", "-out", str(pki.sa_pub), openssl=openssl)
+    return pki
+
+
+def ensure_serving_pki(
+    directory: Path,
+    *,
+    common_name: str,
+    sans: Sequence[str] = ("IP:127.0.0.1", "DNS:localhost"),
+    openssl: str = "openssl",
+) -> Pki:
+    """Create a CA of its own (``ca.crt``/``ca.key``) and a serving pair signed by it,
+    ``tls.crt``/``tls.key`` (the file names controller-runtime webhook servers read), in
+    ``directory``, unless all four exist. ``sans`` are openssl subjectAltName entries; give
+    ``ca.crt`` to the apiserver as the webhook caBundle. Raises PkiError like ensure_pki.
+    """
+    pki = Pki(directory)
+    if all(f.is_file() for f in (pki.ca_cert, pki.ca_key, pki.cert("tls"), pki.key("tls"))):
+        return pki
+    _prepare(directory, sans)
+    _new_ca(pki, f"/CN={common_name}-ca", openssl)
+    _signed_cert(pki, "tls", f"/CN={common_name}", "v3_server", openssl)
     return pki
 
 
