@@ -25,3 +25,9 @@ ANNOTATION_PARTITION_KEY = f"{GROUP}/partition-key"
 ANNOTATION_TEMPLATE_HASH = f"{GROUP}/template-hash"
 #: Label a retry Backfill made by ``kubectl backfill retry-failed`` carries: the original.
 LABEL_RETRY_OF = f"{GROUP}/retry-of"
+#: Label: the fingerprint of the partition numbering the index label belongs to.
+LABEL_PARTITIONING = f"{GROUP}/partitioning"
+#: Kueue's label naming the LocalQueue of a Job (set from ``spec.kueue.queueName``).
+KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"
+#: Kueue's label naming the WorkloadPriorityClass of a Job.
+KUEUE_PRIORITY_CLASS = "kueue.x-k8s.io/priority-class"

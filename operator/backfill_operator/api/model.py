@@ -31,8 +31,14 @@ PARTITIONED_JOBS = "partitionedjobs"
 MAX_EXPLICIT_PARTITIONS = 10_000
 #: Largest ``spec.partitions.values`` list of a PartitionedJob (enforced by the CRD schema).
 MAX_STATIC_VALUES = 10_000
-#: Largest ``spec.concurrency`` (enforced by the CRD schema).
+#: Largest ``spec.concurrency`` of a Backfill (enforced by the CRD schema).
 MAX_CONCURRENCY = 1_000
+#: Largest ``spec.concurrency`` of a PartitionedJob: the job-wide limit.
+MAX_JOB_CONCURRENCY = 10_000
+#: Bounds of ``spec.priority`` (those of a Kubernetes PriorityClass value).
+MAX_PRIORITY = 1_000_000_000
+#: Other runs listed in ``status.waiting.holders`` at most.
+MAX_LOCK_HOLDERS = 10
 #: Largest ``spec.retries.limit``.
 MAX_RETRIES = 100
 #: Cap of one retry delay, seconds (exponential backoff stops growing there).
@@ -143,6 +149,16 @@ class PartitionedJobSpec(_Model):
             "required": ["spec"],
         },
     )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_JOB_CONCURRENCY,
+        description=(
+            "Job-wide limit: at most this many active Jobs of this job at once, across all its "
+            "Backfills. Free slots go to the Backfill with the highest spec.priority; equal "
+            "priorities share them evenly. Unset: only each Backfill's own concurrency applies."
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------ Conditions
@@ -201,7 +217,19 @@ class PartitionedJobStatus(_Model):
 
 
 class JobRef(_Model):
-    """Reference to a PartitionedJob in the Backfill's namespace."""
+    """Reference to a PartitionedJob in the Backfill's namespace; immutable.
+
+    A Backfill's Jobs are found by the PartitionedJob's label, and its partition numbers are
+    that job's: pointing an existing Backfill at another job is refused (create a new one).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("self == oldSelf", "jobRef is immutable: create a new Backfill instead")
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, max_length=253)
 
@@ -273,6 +301,26 @@ class Retries(_Model):
     )
 
 
+class Kueue(_Model):
+    """Hand the Backfill's Jobs to Kueue (kueue.sigs.k8s.io): it admits them by quota."""
+
+    queue_name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "LocalQueue in the Backfill's namespace; set as the Jobs' label "
+            "kueue.x-k8s.io/queue-name. The Jobs are created suspended and Kueue starts them."
+        ),
+    )
+    priority_class: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="WorkloadPriorityClass; set as the Jobs' label kueue.x-k8s.io/priority-class.",
+    )
+
+
 class BackfillSpec(_Model):
     """One request to run a set of partitions of a PartitionedJob."""
 
@@ -319,6 +367,18 @@ class BackfillSpec(_Model):
             "Failed. Unset: run everything."
         ),
     )
+    priority: int = Field(
+        default=0,
+        ge=-MAX_PRIORITY,
+        le=MAX_PRIORITY,
+        description=(
+            "Under the PartitionedJob's job-wide concurrency, free slots go to higher "
+            "priorities first; equal priorities share them evenly."
+        ),
+    )
+    kueue: Kueue | None = Field(
+        default=None, description="Queue the Jobs in Kueue instead of starting them at once."
+    )
     suspend: bool = Field(default=False, description="True: launch nothing new.")
     dry_run: bool = Field(default=False, description="Compute the plan into status only.")
     successful_jobs_history_limit: int = Field(
@@ -351,14 +411,15 @@ TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
 
 #: The partition states of ``status.counts`` (besides ``total``), in display order; the
 #: ``state`` label values of the ``backfill_partitions`` metric.
-PARTITION_STATES = ("succeeded", "failed", "running", "pending", "skipped")
+PARTITION_STATES = ("succeeded", "failed", "running", "queued", "pending", "skipped")
 
 
 class PartitionCounts(_Model):
-    """Partition counts; total = pending + running + succeeded + failed + skipped."""
+    """Partition counts; total = pending + queued + running + succeeded + failed + skipped."""
 
     total: int = 0
     pending: int = 0
+    queued: int = Field(default=0, description="Jobs created, held suspended by Kueue.")
     running: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -372,6 +433,7 @@ class PartitionSets(_Model):
     failed: str = ""
     skipped: str = ""
     running: str = ""
+    queued: str = ""
 
 
 class RunningPartition(_Model):
@@ -382,6 +444,35 @@ class RunningPartition(_Model):
     job: str
     attempt: int
     start_time: str | None = None
+    queued: bool | None = Field(
+        default=None, description="True while Kueue holds the Job suspended (not running yet)."
+    )
+
+
+class LockHolder(_Model):
+    """Another Backfill whose active Jobs hold partitions this one waits for."""
+
+    backfill: str
+    count: int
+
+
+class Waiting(_Model):
+    """Pending partitions that wait although this Backfill has free slots, and why.
+
+    All of them are counted in ``counts.pending``.
+    """
+
+    on_lock: int = Field(
+        default=0, description="Partitions another Backfill's active Job holds (the lock)."
+    )
+    holders: list[LockHolder] = Field(
+        default_factory=list,
+        description=f"Who holds them, most first (at most {MAX_LOCK_HOLDERS}).",
+    )
+    for_job_slot: int = Field(
+        default=0,
+        description="Jobs not created now because of the PartitionedJob's job-wide limit.",
+    )
 
 
 class FailedPartition(_Model):
@@ -434,6 +525,7 @@ class BackfillStatus(_Model):
     running: list[RunningPartition] = Field(default_factory=list)
     failures: list[FailedPartition] = Field(default_factory=list)
     plan: Plan | None = None
+    waiting: Waiting | None = Field(default=None, description="Unset when nothing waits.")
     template_hash: str | None = None
     start_time: str | None = None
     completion_time: str | None = None

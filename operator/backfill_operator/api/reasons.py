@@ -64,6 +64,15 @@ class Reason(enum.StrEnum):
     WAITING_FOR_JOBS = "WaitingForJobs"
     #: Reconciling=True: only retries are left, waiting for their backoff.
     WAITING_FOR_RETRY = "WaitingForRetry"
+    #: Reconciling=True: pending partitions wait for other Backfills' Jobs of the same
+    #: partitions to end (the partition lock), and nothing else can launch.
+    WAITING_FOR_LOCK = "WaitingForLock"
+    #: Reconciling=True: the PartitionedJob's job-wide concurrency is taken (by this or
+    #: other Backfills, or higher priorities).
+    WAITING_FOR_JOB_SLOT = "WaitingForJobSlot"
+    #: Reconciling=True: the apiserver refused a Job create because a ResourceQuota is used
+    #: up; the Backfill creates again when a Job ends (no partition fails for it).
+    QUOTA_EXCEEDED = "QuotaExceeded"
     #: Reconciling=False or Stalled=False: nothing unusual.
     AS_EXPECTED = "AsExpected"
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..api import labels as names
-from ..api.model import API_VERSION
+from ..api.model import API_VERSION, Kueue
 from ..planning.state import LaunchRequest
 from ..planning.times import rfc3339
 
@@ -53,6 +53,8 @@ def build_job(
     job_template: dict[str, Any],
     request: LaunchRequest,
     template_hash: str,
+    partitioning: str = "",
+    kueue: Kueue | None = None,
 ) -> dict[str, Any]:
     """Return the batch/v1 Job manifest of one partition attempt.
 
@@ -64,6 +66,12 @@ def build_job(
     and init container. ``spec.ttlSecondsAfterFinished`` is dropped: the operator
     deletes finished Jobs itself once their outcome is recorded, and a Job that vanishes
     earlier would lose its outcome.
+
+    ``partitioning`` (the partition space's fingerprint) is labelled so that other runs know
+    which numbering the index label belongs to. ``kueue`` adds Kueue's queue-name and
+    priority-class labels; a Job that names a LocalQueue (from ``kueue`` or the template's own
+    labels) is created with ``spec.suspend: true``, so Kueue starts it when it admits it
+    (with or without Kueue's webhook); the operator never changes ``suspend`` afterwards.
     """
     template = copy.deepcopy(job_template)
     meta = template.get("metadata") or {}
@@ -77,6 +85,14 @@ def build_job(
         names.LABEL_PARTITION_INDEX: str(request.index),
         names.LABEL_ATTEMPT: str(request.attempt),
     }
+    if partitioning:
+        job_labels[names.LABEL_PARTITIONING] = partitioning
+    if kueue is not None:
+        job_labels[names.KUEUE_QUEUE_NAME] = kueue.queue_name
+        if kueue.priority_class:
+            job_labels[names.KUEUE_PRIORITY_CLASS] = kueue.priority_class
+    if job_labels.get(names.KUEUE_QUEUE_NAME):
+        spec["suspend"] = True
     annotations = {
         **(meta.get("annotations") or {}),
         names.ANNOTATION_PARTITION_KEY: request.key,

@@ -5,7 +5,9 @@
 * a spec change of a Backfill (``metadata.generation`` ahead of ``status.observedGeneration``)
   wakes its loop; a spec change of a PartitionedJob runs its pass and wakes the Backfills that
   reference it; the operator's own status writes (generation observed) wake nothing;
-* watch events of Jobs labelled with a Backfill wake its loop when the Job ended or went away
+* watch events of Jobs labelled with a Backfill wake the loops of every Backfill of the Job's
+  PartitionedJob when the Job ended or went away (a freed slot or partition lock may be
+  another Backfill's to take), and the Job's own Backfill when Kueue started a queued Job
   (``on.event`` handlers store no progress and add no finalizers on Jobs);
 * an index maps each PartitionedJob to the Backfills that reference it.
 
@@ -22,7 +24,7 @@ from typing import Any, cast
 
 import kopf
 
-from ..api.labels import LABEL_BACKFILL
+from ..api.labels import KUEUE_QUEUE_NAME, LABEL_BACKFILL, LABEL_PARTITIONED_JOB
 from ..api.model import BACKFILLS, GROUP, PARTITIONED_JOBS, VERSION
 from ..planning.naming import object_key
 from ..planning.observed import JobState, job_state
@@ -111,18 +113,29 @@ def job_event(
     namespace: str | None,
     labels: Mapping[str, str],
     type: str,
+    spec: kopf.Spec,
     status: kopf.Status,
     memo: Any,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
-    """Wake the loop of the Job's Backfill when the Job ended or was deleted.
+    """Wake the Backfills a Job event matters to.
 
-    A freed slot is refilled at once; the Job's progress updates (pods started, ready) change
-    nothing the planner reads, so they wake nothing.
+    A Job that ended or was deleted frees a slot (of its Backfill and of the job-wide limit)
+    and a partition lock: every Backfill of its PartitionedJob is woken, so the one that may
+    take it does at once. A Kueue Job that was started (``suspend`` cleared) wakes its own
+    Backfill (queued becomes running). Other updates (pods started, ready) wake nothing.
     """
+    runtime = _runtime(memo)
+    ns = _ns(namespace)
     state = job_state(list(status.get("conditions") or []))[0]
     if type == "DELETED" or state is not JobState.ACTIVE:
-        _runtime(memo).wake(_ns(namespace), labels[LABEL_BACKFILL])
+        index: kopf.Index[str, str] = kwargs["backfills_by_job"]
+        woken = set(index.get(object_key(ns, labels.get(LABEL_PARTITIONED_JOB, "")), []))
+        woken.add(labels[LABEL_BACKFILL])
+        for backfill in woken:
+            runtime.wake(ns, backfill)
+    elif KUEUE_QUEUE_NAME in labels and spec.get("suspend") is False and status.get("active"):
+        runtime.wake(ns, labels[LABEL_BACKFILL])
 
 
 @kopf.on.event(GROUP, VERSION, PARTITIONED_JOBS)

@@ -39,6 +39,10 @@ class AlreadyExists(Exception):
     """409 on a create: an object of that name exists."""
 
 
+class QuotaExceeded(Exception):
+    """403 "exceeded quota" on a create: a ResourceQuota is used up (not the object's fault)."""
+
+
 #: Attempts of :func:`update_status` before it gives up on conflicts.
 STATUS_UPDATE_ATTEMPTS = 10
 
@@ -59,7 +63,7 @@ class KubeApi(Protocol):
         ...
 
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Create a Job and return it; :class:`AlreadyExists`, :class:`Rejected`."""
+        """Create a Job and return it (AlreadyExists, QuotaExceeded, Rejected)."""
         ...
 
     def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -219,7 +223,9 @@ class Kube:
         """Create a Job and return it as the apiserver wrote it.
 
         Raises :class:`AlreadyExists` when a Job of that name exists (the caller decides
-        whether to adopt it) and :class:`Rejected` when the apiserver refuses the manifest.
+        whether to adopt it), :class:`QuotaExceeded` when a ResourceQuota refuses it (403 with
+        "exceeded quota", as the ResourceQuota admission plugin words it) and :class:`Rejected`
+        when the apiserver refuses the manifest.
         """
         meta = manifest["metadata"]
         try:
@@ -231,6 +237,8 @@ class Kube:
                 raise Rejected(_message(exc)) from exc
             if exc.status == 409:
                 raise AlreadyExists(_message(exc)) from exc
+            if exc.status == 403 and "exceeded quota" in _message(exc):
+                raise QuotaExceeded(_message(exc)) from exc
             raise
         return _json(response)
 

@@ -82,6 +82,32 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")),
             registry=reg,
         )
+        self.waiting = Gauge(
+            "backfill_waiting_partitions",
+            "Partitions of a Backfill that wait although it has free slots, by reason: lock "
+            "(another Backfill's Job holds the partition), job_slot (the PartitionedJob's "
+            "job-wide limit).",
+            (*_BF, "reason"),
+            registry=reg,
+        )
+        self.quota_refusals = Counter(
+            "backfill_quota_refusals",
+            "Job creates the apiserver refused because a ResourceQuota was used up.",
+            _BF,
+            registry=reg,
+        )
+        self.job_active = Gauge(
+            "backfill_partitioned_job_active_jobs",
+            "Active Jobs of a PartitionedJob, across all its Backfills (as of the last pass).",
+            ("namespace", "partitioned_job"),
+            registry=reg,
+        )
+        self.job_limit = Gauge(
+            "backfill_partitioned_job_concurrency_limit",
+            "spec.concurrency of a PartitionedJob (the job-wide limit); absent when unset.",
+            ("namespace", "partitioned_job"),
+            registry=reg,
+        )
         self._jobs: dict[tuple[str, str], str] = {}
 
     def observe_status(
@@ -92,6 +118,9 @@ class Metrics:
         for state in PARTITION_STATES:
             self.partitions.labels(namespace, name, state).set(getattr(counts, state))
         self.concurrency.labels(namespace, name).set(concurrency)
+        waiting = status.waiting
+        self.waiting.labels(namespace, name, "lock").set(waiting.on_lock if waiting else 0)
+        self.waiting.labels(namespace, name, "job_slot").set(waiting.for_job_slot if waiting else 0)
         for phase in Phase:
             self.phase.labels(namespace, name, str(phase)).set(1 if status.phase == phase else 0)
         old = self._jobs.get((namespace, name))
@@ -110,12 +139,28 @@ class Metrics:
         if created:
             self.jobs_created.labels(namespace, name).inc(created)
 
+    def observe_job_wide(
+        self, namespace: str, partitioned_job: str, active: int, limit: int | None
+    ) -> None:
+        """Set the job-wide gauges of a PartitionedJob (its active Jobs, its limit)."""
+        self.job_active.labels(namespace, partitioned_job).set(active)
+        if limit is None:
+            with contextlib.suppress(KeyError):
+                self.job_limit.remove(namespace, partitioned_job)
+        else:
+            self.job_limit.labels(namespace, partitioned_job).set(limit)
+
+    def quota_refused(self, namespace: str, name: str) -> None:
+        """Count one pass whose creates a ResourceQuota refused."""
+        self.quota_refusals.labels(namespace, name).inc()
+
     def touch(self, namespace: str, name: str) -> None:
         """Create a Backfill's counters at zero, so rate() sees their first increments."""
         for result in RESULTS:
             self.runs.labels(namespace, name, result)
         self.jobs_created.labels(namespace, name)
         self.errors.labels(namespace, name)
+        self.quota_refusals.labels(namespace, name)
 
     def error(self, namespace: str, name: str) -> None:
         """Count one failed reconcile pass."""
@@ -128,11 +173,12 @@ class Metrics:
             (self.phase, [str(p) for p in Phase]),
             (self.runs, RESULTS),
             (self.duration, RESULTS),
+            (self.waiting, ("lock", "job_slot")),
         ):
             for value in extra:
                 with contextlib.suppress(KeyError):
                     metric.remove(namespace, name, value)
-        for metric in (self.concurrency, self.jobs_created, self.errors):
+        for metric in (self.concurrency, self.jobs_created, self.errors, self.quota_refusals):
             with contextlib.suppress(KeyError):
                 metric.remove(namespace, name)
         job = self._jobs.pop((namespace, name), None)

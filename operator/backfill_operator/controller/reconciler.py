@@ -26,6 +26,7 @@ with fakes (``tests/unit/test_reconciler.py``).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,8 +36,10 @@ from .. import clock as clocks
 from ..api import labels
 from ..api.model import API_VERSION, BACKFILLS, PARTITIONED_JOBS, BackfillStatus
 from ..planning import verdict as judging
+from ..planning.admission import Claim
 from ..planning.decide import Decision, plan
 from ..planning.ledger import LedgerUpdate
+from ..planning.naming import object_key
 from ..planning.observed import observe_job
 from ..planning.partitioned_job import partitioned_job_status
 from ..planning.space import Partition
@@ -44,7 +47,7 @@ from ..planning.state import LaunchRequest
 from ..planning.status import compose_status, status_events
 from . import builders
 from .builders import Owner
-from .kube import AlreadyExists, Conflict, KubeApi, Rejected, update_status
+from .kube import AlreadyExists, Conflict, KubeApi, QuotaExceeded, Rejected, update_status
 from .metrics import Metrics
 
 #: Creates and deletes one pass sends at once (the client's connection pool holds 32).
@@ -77,6 +80,7 @@ class _Launched:
     created_at: dict[int, str] = field(default_factory=dict)
     created: int = 0
     error: str | None = None
+    quota: str | None = None
 
 
 def involved_object(body: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +94,12 @@ def involved_object(body: dict[str, Any]) -> dict[str, Any]:
         "uid": meta.get("uid", ""),
         "resourceVersion": meta.get("resourceVersion", ""),
     }
+
+
+def _job_ref(body: dict[str, Any]) -> str:
+    """The PartitionedJob a raw Backfill names ("" when its spec cannot say)."""
+    ref = (body.get("spec") or {}).get("jobRef")
+    return str(ref.get("name", "")) if isinstance(ref, dict) else ""
 
 
 def _owned_by(job: dict[str, Any], uid: str) -> bool:
@@ -113,6 +123,11 @@ class Reconciler:
         self.clock = clock
         self._selections = judging.SelectionCache()
         self._template_checks: dict[tuple[str, str, str], str | None] = {}
+        self._locks_guard = threading.Lock()
+        self._job_locks: dict[str, threading.Lock] = {}
+        # Each run's latest claim on its PartitionedJob's job-wide limit, by job key then
+        # Backfill key (memory only: rebuilt by every Backfill's first pass after a restart).
+        self._claims: dict[str, dict[str, Claim]] = {}
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
 
     # ------------------------------------------------------------------ Backfill pass
@@ -154,19 +169,47 @@ class Reconciler:
             check_template=functools.partial(self._check_template, owner),
         )
 
+    def _job_lock(self, namespace: str, partitioned_job: str) -> threading.Lock:
+        """The lock that serializes the passes touching one PartitionedJob's runs."""
+        key = object_key(namespace, partitioned_job)
+        with self._locks_guard:
+            return self._job_locks.setdefault(key, threading.Lock())
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what memory holds about Backfill namespace/name (it was deleted)."""
+        with self._locks_guard:
+            for claims in self._claims.values():
+                claims.pop(object_key(namespace, name), None)
+
     def _reconcile(self, namespace: str, name: str) -> PassResult:
         body = self.api.get(BACKFILLS, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            self.forget(namespace, name)
             return PassResult(gone=True)
+        # One pass at a time per PartitionedJob: the partition lock and the job-wide limit are
+        # read from the Jobs a pass lists, so a pass must see the Jobs the previous one created
+        # and the outcomes it merged (one active operator: kopf peering).
+        with self._job_lock(namespace, _job_ref(body)):
+            return self._reconcile_locked(namespace, name, body)
+
+    def _reconcile_locked(self, namespace: str, name: str, body: dict[str, Any]) -> PassResult:
         uid = body["metadata"]["uid"]
         owner = Owner(namespace, name, uid)
         now = self.clock.now()
         verdict = self._judge(body, owner)
         observed = []
+        job_key = object_key(namespace, verdict.partitioned_job.name)
         if verdict.backfill.spec is not None:
-            raw = self.api.list_jobs(namespace, f"{labels.LABEL_BACKFILL_UID}={uid}")
+            selector = f"{labels.LABEL_PARTITIONED_JOB}={verdict.partitioned_job.name}"
+            raw = self.api.list_jobs(namespace, selector)
             observed = [j for j in (observe_job(r, uid) for r in raw) if j is not None]
-        decision = plan(verdict, observed, now)
+        me = object_key(namespace, name)
+        with self._locks_guard:
+            others = [c for k, c in self._claims.get(job_key, {}).items() if k != me]
+        decision = plan(verdict, observed, now, others)
+        if decision.claim is not None:
+            with self._locks_guard:
+                self._claims.setdefault(job_key, {})[me] = decision.claim
 
         launched = self._launch(owner, verdict, decision.launches)
         if decision.ledger is not None and not self._merge_ledger(
@@ -181,6 +224,8 @@ class Reconciler:
             now,
             created=launched.created_at,
             launch_error=launched.error,
+            blocked=decision.blocked,
+            quota=launched.quota,
         )
         if launched.error is not None and not launched.requests and decision.launches:
             # A Job the apiserver refuses would be refused for every partition: stop here.
@@ -205,7 +250,7 @@ class Reconciler:
             )
         self._observe(namespace, name, decision, status, launched.created)
         requeue = decision.requeue_after_seconds
-        if launched.error is not None:
+        if launched.error is not None or launched.quota is not None:
             requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
         return PassResult(requeue_after_seconds=requeue)
 
@@ -217,6 +262,13 @@ class Reconciler:
         if spec is not None:
             self.metrics.observe_status(
                 namespace, name, spec.job_ref.name, spec.concurrency, status
+            )
+            pj = decision.verdict.partitioned_job
+            self.metrics.observe_job_wide(
+                namespace,
+                pj.name,
+                decision.shared.active_jobs + created,
+                pj.spec.concurrency if pj.spec is not None else None,
             )
 
     def _launch(
@@ -239,6 +291,8 @@ class Reconciler:
                 job_template=pj.spec.job_template,
                 request=request,
                 template_hash=verdict.template_hash,
+                partitioning=verdict.fingerprint or "",
+                kueue=verdict.backfill.spec.kueue if verdict.backfill.spec else None,
             )
             for request in requests
         ]
@@ -247,6 +301,9 @@ class Reconciler:
         for request, future in zip(requests, futures, strict=True):
             try:
                 stamp, adopted = future.result()
+            except QuotaExceeded as exc:
+                out.quota = out.quota or str(exc)
+                continue
             except Rejected as exc:
                 out.error = out.error or str(exc)
                 continue
@@ -256,6 +313,8 @@ class Reconciler:
             out.requests.append(request)
             out.created_at[request.index] = stamp
             out.created += 0 if adopted else 1
+        if out.quota is not None:
+            self.metrics.quota_refused(owner.namespace, owner.name)
         if failure is not None and not out.requests:
             raise failure
         return out
@@ -304,6 +363,10 @@ class Reconciler:
     # ------------------------------------------------------------- PartitionedJob pass
     def reconcile_partitioned_job(self, namespace: str, name: str) -> None:
         """Write a PartitionedJob's status (validity, description, numbering) when it changed."""
+        with self._job_lock(namespace, name):
+            self._reconcile_partitioned_job(namespace, name)
+
+    def _reconcile_partitioned_job(self, namespace: str, name: str) -> None:
 
         def change(body: dict[str, Any]) -> dict[str, Any] | None:
             if body["metadata"].get("deletionTimestamp"):

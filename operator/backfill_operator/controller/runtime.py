@@ -73,6 +73,7 @@ class Runtime:
                 await self._sleep(wake, timeout, stop_wait)
         finally:
             self._wakeups.pop(key, None)
+            self.reconciler.forget(namespace, name)
             # Deleted (or the operator stops): no series of this Backfill may linger.
             metrics.forget(namespace, name)
 

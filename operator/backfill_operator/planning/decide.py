@@ -5,7 +5,8 @@
 
 * launches: at most ``concurrency - active`` Jobs; retries that are due first (by index), then
   pending partitions in ``order``; none when the Backfill is invalid, suspended, a dry run or
-  out of failure budget;
+  out of failure budget; never a partition another run's Job holds (the partition lock), and
+  no more than the job-wide limit grants (:mod:`.admission`);
 * deletions: finished Jobs whose outcome the status records, beyond the history limits
   (oldest first, the CronJob controller's rule); none without a selection, since then the
   status cannot record their outcomes;
@@ -23,6 +24,7 @@ from datetime import datetime
 
 from ..api.model import BackfillSpec, FailedPartition, Order
 from . import naming
+from .admission import Claim, JobWide, grant, shared_view
 from .ledger import LedgerUpdate
 from .observed import JobState, ObservedJob
 from .ranges import IndexSet
@@ -32,10 +34,23 @@ from .verdict import Verdict
 
 
 @dataclass(frozen=True)
+class Blocked:
+    """Why launchable work waits although this Backfill has free slots.
+
+    ``locked`` maps a pending (or due retry) partition to the run whose Job holds it;
+    ``for_job_slot`` counts Jobs the job-wide limit did not grant in this pass.
+    """
+
+    locked: dict[int, str] = field(default_factory=dict)
+    for_job_slot: int = 0
+
+
+@dataclass(frozen=True)
 class Decision:
     """What one pass does: the state it decided on and the actions that follow from it.
 
     ``state`` is None when the Backfill has no selection (then nothing else is set).
+    ``claim`` is what this run asks of the job-wide limit (for the other runs' passes).
     """
 
     verdict: Verdict
@@ -45,6 +60,9 @@ class Decision:
     ledger: LedgerUpdate | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     requeue_after_seconds: float | None = None
+    claim: Claim | None = None
+    blocked: Blocked = field(default_factory=Blocked)
+    shared: JobWide = field(default_factory=JobWide)
 
 
 def may_launch(verdict: Verdict, state: PartitionState) -> bool:
@@ -57,11 +75,17 @@ def may_launch(verdict: Verdict, state: PartitionState) -> bool:
     return not spec.suspend and not spec.dry_run and budget_left
 
 
-def plan(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Decision:
+def plan(
+    verdict: Verdict,
+    jobs: Sequence[ObservedJob],
+    now: datetime,
+    claims: Sequence[Claim] = (),
+) -> Decision:
     """Decide one reconcile pass of a judged Backfill.
 
-    ``jobs`` are every Job labelled with the Backfill's UID, as listed from the API. ``now``
-    is aware UTC.
+    ``jobs`` are every Job of the PartitionedJob as listed from the API (this Backfill's and
+    other runs'; only owned ones are this Backfill's); ``claims`` the other runs' latest
+    claims on the job-wide limit. ``now`` is aware UTC.
 
     Invariants (tested with hypothesis): at most ``concurrency - active`` launches; no launch
     for a partition with an active Job, a recorded success or a final failure; no launch at all
@@ -74,10 +98,21 @@ def plan(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Decisi
     spec = verdict.backfill.spec
     assert spec is not None  # observe returns None without a spec
     state = seen.state
+    pj = verdict.partitioned_job
+    shared = shared_view(
+        jobs,
+        verdict.backfill.uid,
+        pj.status,
+        verdict.fingerprint,
+        pj.spec.concurrency if pj.spec is not None else None,
+        claims,
+    )
     launches: list[LaunchRequest] = []
     requeue: float | None = None
+    blocked = Blocked()
+    claim = Claim(verdict.backfill.name, spec.priority, state.active_jobs, 0, _started(state))
     if may_launch(verdict, state):
-        launches, requeue = _launches(verdict, spec, state, now)
+        launches, requeue, blocked, claim = _launches(verdict, spec, state, shared, claim, now)
     deletions = _deletions(spec, group_by_index(j for j in jobs if j.owned), state)
     return Decision(
         verdict=verdict,
@@ -87,7 +122,15 @@ def plan(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Decisi
         ledger=seen.ledger,
         outcomes=list(seen.outcomes),
         requeue_after_seconds=requeue,
+        claim=claim,
+        blocked=blocked,
+        shared=shared,
     )
+
+
+def _started(state: PartitionState) -> int:
+    """Partitions this run has started so far (the tie-breaker of equal claims)."""
+    return len(state.succeeded) + len(state.failed) + len(state.running) + len(state.retrying)
 
 
 def _request(verdict: Verdict, index: int, attempt: int) -> LaunchRequest:
@@ -100,28 +143,46 @@ def _request(verdict: Verdict, index: int, attempt: int) -> LaunchRequest:
 
 
 def _launches(
-    verdict: Verdict, spec: BackfillSpec, state: PartitionState, now: datetime
-) -> tuple[list[LaunchRequest], float | None]:
+    verdict: Verdict,
+    spec: BackfillSpec,
+    state: PartitionState,
+    shared: JobWide,
+    claim: Claim,
+    now: datetime,
+) -> tuple[list[LaunchRequest], float | None, Blocked, Claim]:
+    """Launches in order (due retries, then pending), the requeue time, what waits, the claim."""
+    held = shared.held
     slots = max(0, spec.concurrency - state.active_jobs)
     due: list[FailedPartition] = []
     waiting: list[datetime] = []
+    locked: dict[int, str] = {}
     selected = state.selection.indices
     for index in state.retrying:
         if index not in selected:
             continue
         entry = state.failures[index]
         at = parse_time(entry.retry_at) or now
-        if at <= now:
-            due.append(entry)
-        else:
+        if at > now:
             waiting.append(at)
-    launches = [_request(verdict, e.index, e.attempts + 1) for e in due[:slots]]
-    slots -= len(launches)
+        elif index in held:
+            locked[index] = held[index]
+        else:
+            due.append(entry)
     pending = state.pending
+    if held:
+        taken = IndexSet.from_indices(held)
+        locked.update((i, held[i]) for i in pending.intersection(taken))
+        pending = pending.difference(taken)
+    wanted = min(slots, len(due) + len(pending))
+    claim = Claim(claim.key, claim.priority, claim.active, wanted, claim.started)
+    granted = grant(shared.limit, shared.active_jobs, [*shared.claims, claim], claim.key)
+    take = wanted if granted is None else min(wanted, granted)
+    launches = [_request(verdict, e.index, e.attempts + 1) for e in due[:take]]
+    left = take - len(launches)
     ordered = iter(pending) if spec.order is Order.OLDEST_FIRST else pending.iter_descending()
-    launches.extend(_request(verdict, i, 1) for i in itertools.islice(ordered, max(0, slots)))
+    launches.extend(_request(verdict, i, 1) for i in itertools.islice(ordered, max(0, left)))
     requeue = max(0.0, (min(waiting) - now).total_seconds()) if waiting else None
-    return launches, requeue
+    return launches, requeue, Blocked(locked, wanted - take), claim
 
 
 def _deletions(

@@ -27,13 +27,16 @@ class JobState(enum.Enum):
 
 @dataclass(frozen=True)
 class ObservedJob:
-    """One Job labelled with a Backfill's UID.
+    """One Job of a PartitionedJob, as the Backfill deciding a pass sees it.
 
     ``index`` and ``attempt`` come from the Job's labels; ``owned`` is True when the Job's
-    controller ownerReference is the Backfill (only owned Jobs are adopted, counted or
-    deleted). ``created`` is the creationTimestamp as the API wrote it; other times are aware
-    UTC datetimes; ``message`` is the reason and message of the
-    Failed condition ("" otherwise).
+    controller ownerReference is the deciding Backfill (only owned Jobs are adopted, counted
+    or deleted; the others belong to other runs: ``run`` and ``run_uid`` name that Backfill,
+    from its labels). ``created`` is the creationTimestamp as the API wrote it; other times are
+    aware UTC datetimes; ``message`` is the reason and message of the Failed condition (""
+    otherwise). ``suspended`` is an active Job with ``spec.suspend: true`` (Kueue holds it:
+    queued); ``partitioning`` the numbering its index belongs to ("" on Jobs made before the
+    label existed).
     """
 
     name: str
@@ -47,6 +50,15 @@ class ObservedJob:
     finish_time: datetime | None = None
     message: str = ""
     deleting: bool = False
+    suspended: bool = False
+    run: str = ""
+    run_uid: str = ""
+    partitioning: str = ""
+
+    @property
+    def active(self) -> bool:
+        """True until the Job finished (a queued Job is active: it holds its slot)."""
+        return self.state is JobState.ACTIVE
 
 
 def job_state(conditions: list[dict[str, Any]]) -> tuple[JobState, datetime | None, str]:
@@ -90,6 +102,7 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
     if state is not JobState.ACTIVE:
         finished = parse_time(status.get("completionTime")) or finished
     annotations = meta.get("annotations") or {}
+    spec = raw.get("spec") or {}
     return ObservedJob(
         name=meta.get("name", ""),
         index=index,
@@ -102,4 +115,8 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
         finish_time=finished,
         message=message,
         deleting=bool(meta.get("deletionTimestamp")),
+        suspended=state is JobState.ACTIVE and spec.get("suspend") is True,
+        run=job_labels.get(labels.LABEL_BACKFILL, ""),
+        run_uid=job_labels.get(labels.LABEL_BACKFILL_UID, ""),
+        partitioning=job_labels.get(labels.LABEL_PARTITIONING, ""),
     )

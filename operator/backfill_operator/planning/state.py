@@ -14,7 +14,8 @@ Rules (``docs/design.md``, "Planning rules"):
   backoffSeconds * 2^(attempt-1)`` (capped at ``MAX_BACKOFF_SECONDS``); the last one fails the
   partition for good;
 * ``reprocess`` skips partitions with an outcome in the PartitionedJob's ledger (only while
-  the Backfill is valid).
+  the Backfill is valid), also partitions waiting for a retry when another run recorded an
+  outcome for them meanwhile.
 """
 
 from __future__ import annotations
@@ -113,8 +114,13 @@ class PartitionState:
 
     @property
     def running_set(self) -> IndexSet:
-        """The indices of ``running``."""
+        """The indices of ``running`` (queued ones included)."""
         return IndexSet.from_indices(self.running)
+
+    @property
+    def queued_set(self) -> IndexSet:
+        """The indices of ``running`` whose Job Kueue holds suspended."""
+        return IndexSet.from_indices(i for i, r in self.running.items() if r.queued)
 
     def launched(
         self,
@@ -204,6 +210,7 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
                     job=obs.name,
                     attempt=obs.attempt,
                     start_time=obs.created or None,
+                    queued=True if obs.suspended else None,
                 )
                 continue
             duration = (
@@ -257,12 +264,20 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
         .difference(retrying)
     )
     if verdict.invalid is None:
+        # A partition another run recorded an outcome for since this one selected it (it
+        # waited on the lock, or for a retry) is skipped as ``reprocess`` says.
         skip = reprocess_skips(
-            pending, spec.reprocess, verdict.partitioned_job.status, verdict.fingerprint
+            pending.union(retrying),
+            spec.reprocess,
+            verdict.partitioned_job.status,
+            verdict.fingerprint,
         )
         if skip:
             skipped = skipped.union(skip)
             pending = pending.difference(skip)
+            for index in retrying.intersection(skip):
+                failures.pop(index, None)
+            retrying = retrying.difference(skip)
     ledger = None
     if verdict.fingerprint and (new_ok or new_bad):
         ledger = LedgerUpdate(

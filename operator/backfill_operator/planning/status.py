@@ -19,18 +19,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..api.model import (
+    MAX_LOCK_HOLDERS,
     TERMINAL_PHASES,
     BackfillStatus,
     Condition,
+    LockHolder,
     Order,
     PartitionCounts,
     PartitionSets,
     Phase,
     Plan,
+    Waiting,
 )
 from ..api.model import Selection as SelectionStatus
 from ..api.reasons import ConditionType, EventReason, Reason
 from . import conditions as cond
+from .admission import holders
+from .decide import Blocked
 from .state import LaunchRequest, PartitionState, waiting_to_retry
 from .times import parse_time, rfc3339
 from .verdict import Verdict
@@ -55,16 +60,38 @@ class EventIntent:
 _Trio = tuple[bool, Reason, str]
 
 
+@dataclass(frozen=True)
+class _Waits:
+    """What holds work back in a pass: the lock, the job-wide limit, a quota refusal."""
+
+    locked: Mapping[int, str]
+    for_job_slot: int
+    limit: int | None
+    quota: str | None
+
+    def describe(self) -> str:
+        """Return ``", 3 waiting on a lock (held by a: 2, b: 1), ..."`` or ""."""
+        text = ""
+        if self.locked:
+            held = ", ".join(f"{run}: {n}" for run, n in holders(self.locked, 3))
+            text += f", {len(self.locked)} waiting on a lock (held by {held})"
+        if self.for_job_slot:
+            text += f", waiting for a job-wide slot (limit {self.limit})"
+        return text
+
+
 def _phase_and_conditions(
     verdict: Verdict,
     counts: PartitionCounts,
     active: int,
     retrying: int,
     launch_error: str | None,
+    waits: _Waits | None = None,
 ) -> tuple[Phase, list[Condition]]:
     """Return the phase and the Ready/Reconciling/Stalled trio.
 
-    ``counts.pending`` excludes partitions waiting to retry (``retrying`` counts those).
+    ``counts.pending`` excludes partitions waiting to retry (``retrying`` counts those);
+    ``active`` counts queued Jobs too (``counts.queued`` says how many).
     """
     gen = verdict.backfill.generation
 
@@ -128,17 +155,30 @@ def _phase_and_conditions(
             (True, Reason.WAITING_FOR_JOBS, msg),
             ok,
         )
-    progress = (
-        f"{counts.succeeded + counts.skipped}/{counts.total} done, {active} running, "
+    running = (
+        f"{active - counts.queued} running, {counts.queued} queued"
+        if counts.queued
+        else f"{active} running"
+    )
+    progress = f"{counts.succeeded + counts.skipped}/{counts.total} done, {running}, " + (
         f"{counts.pending} pending"
     )
     if retrying:
         progress += f", {retrying} waiting to retry"
+    if waits is not None:
+        progress += waits.describe()
     if launch_error:
         progress += f"; last launch failed: {launch_error}"
     reason = Reason.LAUNCHING if counts.pending else Reason.WAITING_FOR_JOBS
     if not counts.pending and not active and retrying:
         reason = Reason.WAITING_FOR_RETRY
+    if waits is not None and waits.quota:
+        reason = Reason.QUOTA_EXCEEDED
+        progress += f"; quota exceeded: {waits.quota}"
+    elif waits is not None and waits.for_job_slot:
+        reason = Reason.WAITING_FOR_JOB_SLOT
+    elif waits is not None and waits.locked and len(waits.locked) >= counts.pending + retrying:
+        reason = Reason.WAITING_FOR_LOCK
     started = active or retrying or counts.succeeded or counts.failed
     phase = Phase.RUNNING if started else Phase.PENDING
     return trio(phase, (False, Reason.IN_PROGRESS, progress), (True, reason, progress), ok)
@@ -170,13 +210,17 @@ def compose_status(
     *,
     created: Mapping[int, str] | None = None,
     launch_error: str | None = None,
+    blocked: Blocked | None = None,
+    quota: str | None = None,
 ) -> BackfillStatus:
     """Return the Backfill's whole new status.
 
     ``state`` is the pass's state (None without a selection: then the recorded state is kept
     and only phase and conditions say why); ``launched`` are the requests whose Job now exists
     (created or adopted), ``created`` their Jobs' creationTimestamps by index (else ``now``);
-    ``launch_error`` a create refusal the apiserver gave (shown in the Reconciling message).
+    ``launch_error`` a create refusal the apiserver gave (shown in the Reconciling message);
+    ``blocked`` what the planner held back (lock, job-wide limit) and ``quota`` a create the
+    apiserver refused for a used-up ResourceQuota (``status.waiting`` and Reconciling).
     """
     bf = verdict.backfill
     previous = bf.status
@@ -211,7 +255,10 @@ def compose_status(
     failures = (
         sorted(retrying + in_retry, key=lambda f: f.index) + failed_entries[-MAX_FAILURE_DETAILS:]
     )
-    running = len(running_set.intersection(sel))
+    queued_set = state.queued_set
+    started_set = running_set.difference(queued_set)
+    running = len(started_set.intersection(sel))
+    queued = len(queued_set.intersection(sel))
     succeeded = len(state.succeeded.intersection(sel))
     failed = len(state.failed.intersection(sel))
     skipped = len(state.skipped.intersection(sel))
@@ -219,18 +266,23 @@ def compose_status(
     counts = PartitionCounts(
         total=total,
         running=running,
+        queued=queued,
         succeeded=succeeded,
         failed=failed,
         skipped=skipped,
-        pending=total - running - succeeded - failed - skipped,
+        pending=total - running - queued - succeeded - failed - skipped,
     )
     active = len(running_entries)
+    blocked = blocked or Blocked()
+    limit = verdict.partitioned_job.spec.concurrency if verdict.partitioned_job.spec else None
+    waits = _Waits(blocked.locked, blocked.for_job_slot, limit, quota)
     phase, conds = _phase_and_conditions(
         verdict,
         counts.model_copy(update={"pending": len(state.pending.intersection(sel))}),
         active,
         len(retrying),
         launch_error,
+        waits,
     )
     started = previous.start_time
     if started is None and (active or counts.succeeded or counts.failed):
@@ -263,15 +315,31 @@ def compose_status(
             succeeded=str(state.succeeded),
             failed=str(state.failed),
             skipped=str(state.skipped),
-            running=str(running_set),
+            running=str(started_set),
+            queued=str(queued_set),
         ),
         running=running_entries,
         failures=failures,
         plan=_plan(state, spec.order, counts.skipped) if spec.dry_run else None,
+        waiting=_waiting(blocked) if phase not in TERMINAL_PHASES else None,
         template_hash=verdict.template_hash or previous.template_hash,
         start_time=started,
         completion_time=completion,
         last_failure_event_time=last_failure_event,
+    )
+
+
+def _waiting(blocked: Blocked) -> Waiting | None:
+    """``status.waiting`` from what the planner held back; None when nothing waits."""
+    if not blocked.locked and not blocked.for_job_slot:
+        return None
+    return Waiting(
+        on_lock=len(blocked.locked),
+        holders=[
+            LockHolder(backfill=run, count=n)
+            for run, n in holders(blocked.locked, MAX_LOCK_HOLDERS)
+        ],
+        for_job_slot=blocked.for_job_slot,
     )
 
 
