@@ -13,7 +13,8 @@ from typing import Any
 from .pki import Pki
 
 #: kube-controller-manager controllers that run. The first five are what the operator and its
-#: tests rely on; deployment and replicaset let a chart's Deployment become Available on KWOK.
+#: tests rely on; deployment and replicaset let a chart's Deployment become Available on KWOK;
+#: resourcequota keeps ResourceQuota usage current (it frees quota when Jobs are deleted).
 DEFAULT_CONTROLLERS = (
     "job-controller",
     "garbage-collector-controller",
@@ -22,6 +23,7 @@ DEFAULT_CONTROLLERS = (
     "pod-garbage-collector-controller",
     "deployment-controller",
     "replicaset-controller",
+    "resourcequota-controller",
 )
 
 #: kube-apiserver admission plugins turned off. ServiceAccount: pods need no `default`

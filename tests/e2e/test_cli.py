@@ -300,6 +300,22 @@ def test_create_dry_run(cluster: Any, namespace: str, kb: Run) -> None:
     assert doc["dryRun"] is True and doc["plan"]["count"] == 20
 
 
+def test_create_with_priority_and_a_kueue_queue(cluster: Any, namespace: str, kb: Run) -> None:
+    apply_job(cluster, namespace, "sales")
+    flags = "--priority 5 --queue team-a --queue-priority-class batch-high"
+    out = ok(kb(f"create sales --from 2024-01-01 --to 2024-01-03 {flags} --dry-run --name prio"))
+    assert (
+        "To run          3 partitions, oldest first, 10 at a time, no retries, priority 5, "
+        "Kueue queue team-a (priority class batch-high)"
+    ) in out
+    spec = get_json(cluster, namespace, "backfill", "prio")["spec"]
+    assert spec["priority"] == 5
+    assert spec["kueue"] == {"queueName": "team-a", "priorityClass": "batch-high"}
+    proc = kb("create sales --from 2024-01-01 --queue-priority-class batch-high")
+    assert proc.returncode == 2 and "--queue-priority-class needs --queue" in proc.stderr
+    assert backfill_names(cluster, namespace) == ["prio"]
+
+
 def test_create_with_nothing_to_run(cluster: Any, namespace: str, kb: Run) -> None:
     apply_job(cluster, namespace, "sales")
     ok(kb("create sales --partitions 2024-01-01,2024-01-02 --name first --wait"))

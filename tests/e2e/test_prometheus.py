@@ -45,13 +45,15 @@ JOB = "backfill-operator"  # the scrape job name the alerts expect (chart value 
 BACKFILL = "metrics-demo"
 KEYS = [f"shard-{i:02d}" for i in range(1, 13)]
 FAILING_KEY = "shard-07"
-#: 12 partitions, 3 at a time, 1-3 s each; shard-07 fails on every attempt (one retry).
+#: 12 partitions, 3 at a time, 1-3 s each; shard-07 fails on every attempt (one retry). The
+#: job-wide limit (4) is above the Backfill's own (3): it is there to be scraped and drawn.
 MANIFESTS = f"""
 apiVersion: backfill.dev/v1alpha1
 kind: PartitionedJob
 metadata:
   name: metrics-demo
 spec:
+  concurrency: 4
   partitions:
     values: [{", ".join(KEYS)}]
   jobTemplate:

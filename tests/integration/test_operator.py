@@ -223,6 +223,7 @@ def test_backfill_runs_every_partition_once_within_concurrency(
     assert status["counts"] == {
         "total": 20,
         "pending": 0,
+        "queued": 0,
         "running": 0,
         "succeeded": 20,
         "failed": 0,

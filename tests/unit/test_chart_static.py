@@ -427,7 +427,7 @@ def test_dashboard_structure() -> None:
 
 def test_dashboard_queries_use_design_metrics_and_variables() -> None:
     known = _design_metrics()
-    assert len(known) == 9
+    assert len(known) == 13
     used: set[str] = set()
     for title, target in _dashboard_targets():
         expr = target["expr"]

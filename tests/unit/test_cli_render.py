@@ -4,6 +4,7 @@ and command-line errors that never need a cluster (exit 2 / 3)."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,15 +14,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console, RenderableType
+from rich.text import Text
 
 from backfill_operator.api.model import (
     BackfillSpec,
     BackfillStatus,
+    Order,
     PartitionedJobSpec,
     PartitionedJobStatus,
     PartitionLedger,
+    Reprocess,
+    Waiting,
 )
 from backfill_operator.cli import app, documents, render
+from backfill_operator.cli.client import Target
+from backfill_operator.cli.commands import manage, specs
+from backfill_operator.cli.commands.session import Session
 from backfill_operator.planning import ledger, naming
 from backfill_operator.planning.ranges import IndexSet
 from backfill_operator.planning.selection import build_space
@@ -646,3 +654,342 @@ def test_unreachable_cluster_exits_3(capsys: pytest.CaptureFixture[str], tmp_pat
     assert err.count("\n") == 1
     assert "cannot reach the Kubernetes API server at https://127.0.0.1:1 (context a)" in err
     assert "connection refused" in err
+
+
+# ------------------------------------------------ priorities, Kueue, queued and waiting
+
+
+def test_build_spec_sets_priority_and_kueue() -> None:
+    common: dict[str, Any] = {
+        "job": "sales",
+        "from_": "2024-01-01",
+        "to": None,
+        "partitions": None,
+        "concurrency": 4,
+        "order": Order.OLDEST_FIRST,
+        "reprocess": Reprocess.MISSING,
+        "retries": 0,
+        "retry_backoff_seconds": 10,
+        "max_failed": None,
+        "dry_run": False,
+    }
+    plain_spec = specs.build_spec(**common)
+    assert plain_spec.priority == 0 and plain_spec.kueue is None
+    spec = specs.build_spec(
+        **common, priority=-7, queue="team-a", queue_priority_class="batch.high"
+    )
+    assert spec.priority == -7
+    assert spec.kueue is not None and spec.kueue.to_api() == {
+        "queueName": "team-a",
+        "priorityClass": "batch.high",
+    }
+    only_queue = specs.build_spec(**common, priority=5, queue="team-a")
+    assert only_queue.to_api()["kueue"] == {"queueName": "team-a"}
+    assert only_queue.to_api()["priority"] == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["create", "j", "--from", "a", "--queue-priority-class", "hi"], "needs --queue"),
+        (["plan", "j", "--from", "a", "--queue-priority-class", "hi"], "needs --queue"),
+        (["create", "j", "--from", "a", "--queue", "Team_A"], '--queue: "Team_A" is not a'),
+        (["create", "j", "--from", "a", "--queue", ""], "--queue is empty"),
+        (["plan", "j", "--from", "a", "--queue", "q" * 64], "at most 63"),
+        (
+            ["create", "j", "--from", "a", "--queue", "q", "--queue-priority-class", "-hi"],
+            '--queue-priority-class: "-hi" is not a valid WorkloadPriorityClass name',
+        ),
+        (["create", "j", "--from", "a", "--priority", "1000000001"], "--priority 1000000001"),
+        (["plan", "j", "--from", "a", "--priority", "-1000000001"], "out of range"),
+        (["create", "j", "--from", "a", "--priority", "high"], "--priority"),
+    ],
+)
+def test_queue_and_priority_flag_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert app.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_flag_message_names_the_kueue_flags() -> None:
+    assert render.flag_message("kueue.priorityClass: too long; kueue.queueName: bad") == (
+        "--queue-priority-class: too long; --queue: bad"
+    )
+
+
+def test_describe_policy_mentions_priority_and_queue() -> None:
+    spec = backfill_spec(
+        concurrency=3, priority=5, kueue={"queueName": "team-a", "priorityClass": "high"}
+    )
+    assert render.describe_policy(spec) == (
+        "oldest first, 3 at a time, no retries, priority 5, "
+        "Kueue queue team-a (priority class high)"
+    )
+    assert render.describe_policy(backfill_spec(priority=-2, kueue={"queueName": "q"})).endswith(
+        "no retries, priority -2, Kueue queue q"
+    )
+    assert render.describe_queueing(backfill_spec()) == []
+
+
+def test_plan_preview_shows_priority_and_queue_only_when_set() -> None:
+    def to_run(spec: BackfillSpec, name: str | None) -> str:
+        preview = preview_of(daily_job(), PartitionedJobStatus(), spec, NOW)
+        out = text_of(
+            render.render_preview(
+                job="sales",
+                namespace="ns",
+                description="daily",
+                preview=preview,
+                spec=spec,
+                name=name,
+            )
+        )
+        return next(line for line in out.splitlines() if line.startswith("To run"))
+
+    rng = {"from": "2024-01-01", "to": "2024-01-03"}
+    assert to_run(backfill_spec(range=rng), None) == "To run          3 partitions"
+    queued = backfill_spec(range=rng, priority=5, kueue={"queueName": "team-a"})
+    assert to_run(queued, None) == "To run          3 partitions, priority 5, Kueue queue team-a"
+    assert to_run(queued, "b1") == (
+        "To run          3 partitions, oldest first, 10 at a time, no retries, priority 5, "
+        "Kueue queue team-a"
+    )
+
+
+def test_grid_draws_queued_partitions() -> None:
+    selection = IndexSet.parse("0-4")
+    sets = {
+        "succeeded": IndexSet.parse("0"),
+        "running": IndexSet.parse("1"),
+        "queued": IndexSet.parse("2-3"),
+    }
+    cells, _ = render.grid_cells(selection, sets, max_cells=100)
+    assert [c.state for c in cells] == ["succeeded", "running", "queued", "queued", "pending"]
+    # A cell of several partitions: failed, then running, then queued win.
+    big = IndexSet.parse("0-29")
+    sets = {
+        "succeeded": IndexSet.parse("0-9"),
+        "running": IndexSet.parse("10"),
+        "queued": IndexSet.parse("11,20"),
+        "failed": IndexSet.parse("12"),
+    }
+    cells, size = render.grid_cells(big, sets, max_cells=3)
+    assert size == 10 and [c.state for c in cells] == ["succeeded", "failed", "queued"]
+
+
+def test_render_grid_legend_lists_queued_only_when_a_cell_is_queued() -> None:
+    cells = [
+        render.Cell(0, 0, "running"),
+        render.Cell(1, 1, "queued"),
+        render.Cell(2, 2, "pending"),
+    ]
+    out = text_of(render.render_grid(cells, 1, lambda _: "k", 10, color=False))
+    assert out.splitlines() == [
+        "k >q.",
+        "# succeeded  X failed  > running  q queued  . pending  s skipped",
+    ]
+    coloured = render.render_grid(cells, 1, lambda _: "k", 10, color=True)
+    first_row = coloured.renderables[0]
+    assert isinstance(first_row, Text) and "magenta" in {str(s.style) for s in first_row.spans}
+    unqueued = [render.Cell(0, 0, "running")]
+    assert "queued" not in text_of(render.render_grid(unqueued, 1, lambda _: "k", 10, color=False))
+
+
+def test_progress_bar_draws_queued_after_running() -> None:
+    counts = {"total": 10, "succeeded": 2, "running": 2, "queued": 2, "pending": 4}
+    p = render.progress_of(status_of(counts=counts), NOW)
+    assert p.queued == 2
+    assert render.progress_bar(p, 12, color=False).plain == "[##>>qq....]"
+
+
+def test_queued_partitions_count_in_the_eta() -> None:
+    status = status_of(
+        phase="Running",
+        counts={"total": 10, "succeeded": 2, "queued": 3, "pending": 5},
+        startTime="2024-11-01T11:58:00Z",
+    )
+    p = render.progress_of(status, NOW)
+    assert p.rate_per_minute == pytest.approx(1.0)
+    assert p.eta_seconds == pytest.approx(8 * 60)  # 5 pending and 3 queued at 1/min
+
+
+def queued_view() -> render.StatusView:
+    """The status view of a Backfill with queued Jobs and partitions that wait."""
+    view = status_view()
+    raw = view.status.to_api()
+    raw["counts"] = {
+        "total": 10,
+        "succeeded": 3,
+        "failed": 1,
+        "running": 1,
+        "queued": 1,
+        "pending": 4,
+    }
+    raw["partitions"] = {"succeeded": "0-2", "failed": "3", "running": "4", "queued": "5"}
+    raw["running"].append(
+        {
+            "key": "2024-01-06",
+            "index": 5,
+            "job": "j6",
+            "attempt": 1,
+            "startTime": "2024-11-01T11:59:50Z",
+            "queued": True,
+        }
+    )
+    raw["waiting"] = {
+        "onLock": 3,
+        "holders": [{"backfill": "other-bf", "count": 3}],
+        "forJobSlot": 2,
+    }
+    status = BackfillStatus.model_validate(raw)
+    return render.StatusView("b1", "ns", "sales", view.spec, status, grid=view.grid)
+
+
+def test_render_status_shows_queued_and_waiting() -> None:
+    out = text_of(render.render_status(queued_view(), NOW, 100, color=False))
+    assert (
+        "Counts          3 succeeded · 1 failed · 1 running · 1 queued · 4 pending · 0 skipped"
+        in (out)
+    )
+    assert (
+        "Waiting         3 partitions wait on a lock: other-bf holds 3; "
+        "2 Jobs wait for a job-wide slot"
+    ) in out
+    assert "2024-01-01 ###X>q...." in out
+    assert "# succeeded  X failed  > running  q queued  . pending  s skipped" in out
+    assert "Running (1) and queued (1)" in out
+    assert "  2024-01-05  attempt 1, 30s  job/j5" in out
+    assert "  2024-01-06  attempt 1, queued  job/j6" in out
+
+
+def test_render_status_without_queues_or_waits_shows_neither() -> None:
+    out = text_of(render.render_status(status_view(), NOW, 100, color=False))
+    assert "queued" not in out and "Waiting" not in out and "wait" not in out
+    assert "\nRunning (1)\n" in out
+    assert "# succeeded  X failed  > running  . pending  s skipped\n" in out
+
+
+def test_running_list_of_only_queued_jobs() -> None:
+    view = queued_view()
+    only_queued = [r for r in view.status.running if r.queued]
+    status = view.status.model_copy(update={"running": only_queued})
+    out = text_of(
+        render.render_status(
+            render.StatusView("b1", "ns", "sales", view.spec, status), NOW, 100, color=False
+        )
+    )
+    assert "\nQueued (1)\n  2024-01-06  attempt 1, queued  job/j6\n" in out
+
+
+@pytest.mark.parametrize(
+    ("waiting", "text"),
+    [
+        (None, ""),
+        ({"forJobSlot": 1}, "1 Job waits for a job-wide slot"),
+        (
+            {"onLock": 1, "holders": [{"backfill": "a", "count": 1}]},
+            "1 partition waits on a lock: a holds 1",
+        ),
+        (
+            {
+                "onLock": 7,
+                "holders": [{"backfill": "a", "count": 4}, {"backfill": "b", "count": 1}],
+                "forJobSlot": 3,
+            },
+            "7 partitions wait on a lock: a holds 4, b holds 1, others hold 2; "
+            "3 Jobs wait for a job-wide slot",
+        ),
+        ({"onLock": 2}, "2 partitions wait on a lock"),
+        ({}, ""),
+    ],
+)
+def test_describe_waiting(waiting: dict[str, Any] | None, text: str) -> None:
+    model = None if waiting is None else Waiting.model_validate(waiting)
+    assert render.describe_waiting(model) == text
+
+
+def test_follow_line_counts_queued_only_when_some_are() -> None:
+    assert render.follow_line(queued_view(), NOW) == (
+        "12:00:00 Running 4/10 done: 3 succeeded, 1 failed, 1 running, 1 queued, 4 pending; "
+        "ETA 3m 00s"
+    )
+    assert ", 2 running, 4 pending;" in render.follow_line(status_view(), NOW)
+
+
+def test_status_document_waiting() -> None:
+    assert documents.status_document(status_view(), NOW)["waiting"] is None
+    doc = documents.status_document(queued_view(), NOW)
+    assert doc["waiting"] == {
+        "onLock": 3,
+        "holders": [{"backfill": "other-bf", "count": 3}],
+        "forJobSlot": 2,
+    }
+    assert doc["counts"]["queued"] == 1 and doc["partitions"]["queued"] == "5"
+    assert doc["running"][-1]["queued"] is True and "queued" not in doc["running"][0]
+    json.dumps(doc)  # serialisable as is
+
+
+# ------------------------------------------------------- retry-failed against a fake API
+
+
+class FakeClient:
+    """The calls ``retry-failed`` makes, against a dict of objects."""
+
+    namespace = "ns"
+
+    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.objects = objects
+        self.created: list[dict[str, Any]] = []
+
+    def find(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.objects.get((plural, name))
+
+    def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        body = self.find(plural, name)
+        assert body is not None, (plural, name)
+        return body
+
+    def create_backfill(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body)
+        return body
+
+
+def test_retry_failed_keeps_priority_and_queue() -> None:
+    job = {
+        "metadata": {"name": "sales", "namespace": "ns"},
+        "spec": daily_job().to_api(),
+    }
+    original = {
+        "metadata": {"name": "b1", "namespace": "ns", "generation": 1},
+        "spec": backfill_spec(
+            range={"from": "2024-01-01", "to": "2024-01-05"},
+            priority=7,
+            kueue={"queueName": "team-a", "priorityClass": "high"},
+        ).to_api(),
+        "status": {
+            "phase": "Failed",
+            "counts": {"total": 5, "succeeded": 4, "failed": 1},
+            "partitions": {"succeeded": "0-1,3-4", "failed": "2"},
+        },
+    }
+    client = FakeClient({("partitionedjobs", "sales"): job, ("backfills", "b1"): original})
+    session = Session(
+        target=Target(),
+        out=Console(file=io.StringIO(), color_system=None, width=120, soft_wrap=True),
+        err=Console(file=io.StringIO(), color_system=None, width=120),
+        interactive=False,
+        _client=client,  # type: ignore[arg-type]
+    )
+    code = manage.retry_failed(
+        session, "b1", new_name="b1-again", concurrency=None, retries=None, yes=True, wait=False
+    )
+    assert code == 0
+    (created,) = client.created
+    assert created["spec"]["partitions"] == ["2024-01-03"]
+    assert created["spec"]["priority"] == 7
+    assert created["spec"]["kueue"] == {"queueName": "team-a", "priorityClass": "high"}
+    out = session.out.file.getvalue()  # type: ignore[attr-defined]
+    assert "no retries, priority 7, Kueue queue team-a (priority class high)" in out

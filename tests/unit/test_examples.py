@@ -34,6 +34,7 @@ def load(name: str) -> tuple[PartitionedJobSpec, BackfillSpec]:
         ("sales-pipeline.yaml", 300, "2024-01-01", "2024-10-26"),
         ("api-ingestion.yaml", 3, "2024-03-10", "2024-03-12"),
         ("regions.yaml", 3, "us-east-1", "eu-central-1"),
+        ("shared-warehouse.yaml", 3, "2024-03-04", "2024-03-06"),
     ],
 )
 def test_example_selects(name: str, count: int, first: str, last: str) -> None:

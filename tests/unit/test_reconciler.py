@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from backfill_operator.api import labels
 from backfill_operator.api.model import API_VERSION, BACKFILLS, PARTITIONED_JOBS
-from backfill_operator.controller.kube import AlreadyExists, Conflict, Rejected
+from backfill_operator.controller.kube import AlreadyExists, Conflict, QuotaExceeded, Rejected
 from backfill_operator.controller.metrics import Metrics
 from backfill_operator.controller.reconciler import (
     LEDGER_NOT_READY_REQUEUE_SECONDS,
@@ -424,3 +425,71 @@ def test_rejected_create_is_shown_and_retried_later(world: Any) -> None:
     assert api.status()["phase"] == "Invalid"
     stalled = next(c for c in api.status()["conditions"] if c["type"] == "Stalled")
     assert stalled["reason"] == "InvalidJobTemplate"
+
+
+def test_quota_refusal_waits_without_failing(world: Any) -> None:
+    api, rec = setup(world, ["a", "b", "c"], concurrency=3)
+    create = api.create_job
+    allowed = 1
+
+    def quota(manifest: dict[str, Any]) -> dict[str, Any]:
+        if len(api.active()) >= allowed:
+            api.calls.append("create job (quota)")
+            raise QuotaExceeded(
+                'jobs.batch "x" is forbidden: exceeded quota: jobs, requested: '
+                "count/jobs.batch=1, used: count/jobs.batch=1, limited: count/jobs.batch=1"
+            )
+        return create(manifest)
+
+    api.create_job = quota  # type: ignore[method-assign]
+    result = rec.reconcile(NS, "bf")
+    assert result.requeue_after_seconds == 30.0
+    status = api.status()
+    assert status["counts"]["running"] == 1 and status["counts"]["failed"] == 0
+    reconciling = next(c for c in status["conditions"] if c["type"] == "Reconciling")
+    assert reconciling["reason"] == "QuotaExceeded"
+    assert "quota exceeded: jobs.batch" in reconciling["message"]
+    assert rec.metrics.quota_refusals.labels(NS, "bf")._value.get() == 1
+    allowed = 3
+    api.finish(api.active()[0], ok=True)
+    rec.reconcile(NS, "bf")
+    assert api.status()["counts"]["running"] == 2
+    reconciling = next(c for c in api.status()["conditions"] if c["type"] == "Reconciling")
+    assert reconciling["reason"] == "WaitingForJobs"
+
+
+def test_partition_lock_across_backfills_reads_the_jobs(world: Any) -> None:
+    api, rec = setup(world, ["a", "b", "c", "d"], concurrency=2)
+    second = backfill(concurrency=4, range={"from": "a", "to": "d"})
+    second["metadata"] |= {"name": "bf2", "uid": "other-uid"}
+    api.put(BACKFILLS, second)
+    rec.reconcile(NS, "bf")
+    held = api.active()
+    assert all(api.jobs[n]["metadata"]["labels"][labels.LABEL_PARTITIONING] for n in held)
+    rec.reconcile(NS, "bf2")
+    mine = [n for n in api.active() if n not in held]
+    assert sorted(
+        api.jobs[n]["metadata"]["labels"][labels.LABEL_PARTITION_INDEX] for n in mine
+    ) == [
+        "2",
+        "3",
+    ]
+    waiting = api.status(BACKFILLS, "bf2")["waiting"]
+    assert waiting == {"onLock": 2, "holders": [{"backfill": "bf", "count": 2}], "forJobSlot": 0}
+
+
+def test_kueue_jobs_are_created_suspended_and_counted_queued(world: Any) -> None:
+    api, rec = setup(world, ["a", "b"], concurrency=2, kueue={"queueName": "team-queue"})
+    rec.reconcile(NS, "bf")
+    jobs = list(api.jobs.values())
+    assert all(j["spec"]["suspend"] is True for j in jobs)
+    assert all(j["metadata"]["labels"][labels.KUEUE_QUEUE_NAME] == "team-queue" for j in jobs)
+    rec.reconcile(NS, "bf")  # now the listed Jobs are seen suspended
+    counts = api.status()["counts"]
+    assert counts["queued"] == 2 and counts["running"] == 0
+    assert all(r["queued"] is True for r in api.status()["running"])
+    jobs[0]["spec"]["suspend"] = False  # Kueue admitted one
+    rec.reconcile(NS, "bf")
+    counts = api.status()["counts"]
+    assert counts["queued"] == 1 and counts["running"] == 1
+    assert len(api.creations) == 2  # queued Jobs hold their slots

@@ -316,8 +316,12 @@ class Kueue(_Model):
     priority_class: str | None = Field(
         default=None,
         min_length=1,
-        max_length=253,
-        description="WorkloadPriorityClass; set as the Jobs' label kueue.x-k8s.io/priority-class.",
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description=(
+            "WorkloadPriorityClass; set as the Jobs' label kueue.x-k8s.io/priority-class (a "
+            "label value: at most 63 characters)."
+        ),
     )
 
 

@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..api.model import MAX_CONCURRENCY, MAX_RETRIES, Order, Reprocess
+from ..api.model import MAX_CONCURRENCY, MAX_PRIORITY, MAX_RETRIES, Order, Reprocess
 from ..planning import naming
 from .client import Target
 from .commands import logs as logs_command
@@ -240,6 +240,32 @@ ReprocessOpt = Annotated[
         case_sensitive=False,
     ),
 ]
+PriorityOpt = Annotated[
+    int,
+    typer.Option(
+        "--priority",
+        help="Under the PartitionedJob's job-wide limit (its spec.concurrency; no effect "
+        "without one) free slots go to higher priorities first, equal ones share evenly. "
+        f"From -{MAX_PRIORITY} to {MAX_PRIORITY}.",
+    ),
+]
+QueueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--queue",
+        help="Kueue LocalQueue in the namespace (spec.kueue.queueName): the Jobs are created "
+        "suspended and Kueue starts them.",
+        show_default=False,
+    ),
+]
+QueuePriorityClassOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--queue-priority-class",
+        help="Kueue WorkloadPriorityClass of the Jobs (spec.kueue.priorityClass); needs --queue.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
@@ -255,6 +281,9 @@ def create(
     ] = 10,
     order: OrderOpt = OrderFlag.OLDEST_FIRST,
     reprocess: ReprocessOpt = ReprocessFlag.MISSING,
+    priority: PriorityOpt = 0,
+    queue: QueueOpt = None,
+    queue_priority_class: QueuePriorityClassOpt = None,
     retries: Annotated[
         int,
         typer.Option(min=0, max=MAX_RETRIES, help="Extra attempts per failed partition."),
@@ -304,6 +333,9 @@ def create(
         retry_backoff_seconds=retry_backoff,
         max_failed=max_failed,
         dry_run=dry_run,
+        priority=priority,
+        queue=queue,
+        queue_priority_class=queue_priority_class,
     )
     session = _session(ctx, kubeconfig, context, namespace)
     return submit.create(session, spec, name=name, yes=yes, wait=wait, interval=interval)
@@ -318,6 +350,9 @@ def plan(
     partitions: PartitionsFlag = None,
     order: OrderOpt = OrderFlag.OLDEST_FIRST,
     reprocess: ReprocessOpt = ReprocessFlag.MISSING,
+    priority: PriorityOpt = 0,
+    queue: QueueOpt = None,
+    queue_priority_class: QueuePriorityClassOpt = None,
     output: Annotated[
         PlanOutput, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)
     ] = PlanOutput.TABLE,
@@ -338,6 +373,9 @@ def plan(
         retry_backoff_seconds=10,
         max_failed=None,
         dry_run=False,
+        priority=priority,
+        queue=queue,
+        queue_priority_class=queue_priority_class,
     )
     session = _session(ctx, kubeconfig, context, namespace)
     return submit.plan(session, spec, str(output))

@@ -19,15 +19,24 @@ of the Backfill's status (``"0-4,7"``, global partition indices).
 
     {"name", "namespace", "partitionedJob", "phase", "message": str,
      "suspended", "dryRun": bool,
-     "counts": {"total", "pending", "running", "succeeded", "failed", "skipped": int},
+     "counts": {"total", "pending", "queued", "running", "succeeded", "failed",
+                "skipped": int},
      "progress": {"done": int, "total": int, "percent": float},
      "ratePerMinute": float|null, "etaSeconds": float|null,
      "startTime", "completionTime": str|null,
      "selection": object|null, "partitions": {state: index set},
-     "running": [...], "failures": [...], "plan": object|null}
+     "running": [...], "failures": [...], "plan": object|null,
+     "waiting": {"onLock": int, "holders": [{"backfill": str, "count": int}, ...],
+                 "forJobSlot": int}|null}
 
-``selection``, ``partitions``, ``running``, ``failures`` and ``plan`` are the Backfill's
-status fields as the API shows them.
+``selection``, ``partitions``, ``running``, ``failures``, ``plan`` and ``waiting`` are the
+Backfill's status fields as the API shows them. Since issue 9 (Kueue and job-wide limits):
+``counts.queued`` counts partitions whose Job Kueue holds suspended (no longer in
+``counts.running``; ``total`` is the sum of the six states), ``partitions`` has a ``queued``
+set, a ``running`` entry has ``"queued": true`` while its Job is queued, and ``waiting`` (null
+when nothing waits) says how many pending partitions wait for another Backfill's Job of the
+same partition (``onLock``, with the ``holders``, most first, at most 10) and how many Jobs
+wait for a slot of the PartitionedJob's job-wide limit (``forJobSlot``).
 """
 
 from __future__ import annotations
@@ -107,4 +116,5 @@ def status_document(view: StatusView, now: datetime) -> dict[str, Any]:
         "running": api.get("running", []),
         "failures": api.get("failures", []),
         "plan": api.get("plan"),
+        "waiting": api.get("waiting"),
     }

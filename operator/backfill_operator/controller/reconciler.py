@@ -64,12 +64,15 @@ class PassResult:
 
     ``requeue_after_seconds``: look again then at the latest (None: only on a wake-up);
     ``gone``: the Backfill no longer exists (or is being deleted): stop its loop;
-    ``again``: run another pass at once (the status write met a conflict).
+    ``again``: run another pass at once (the status write met a conflict);
+    ``wake``: other Backfills (names, same namespace) that should look again now: job-wide
+    slots are free and their claims want them.
     """
 
     requeue_after_seconds: float | None = None
     gone: bool = False
     again: bool = False
+    wake: tuple[str, ...] = ()
 
 
 @dataclass
@@ -252,7 +255,21 @@ class Reconciler:
         requeue = decision.requeue_after_seconds
         if launched.error is not None or launched.quota is not None:
             requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
-        return PassResult(requeue_after_seconds=requeue)
+        return PassResult(requeue_after_seconds=requeue, wake=self._siblings(decision, launched))
+
+    @staticmethod
+    def _siblings(decision: Decision, launched: _Launched) -> tuple[str, ...]:
+        """Other runs to wake: job-wide slots stay free after this pass and they want some.
+
+        Their claims are from their last pass; waking them makes them take the slots, or
+        publish claims that let another run take them.
+        """
+        shared = decision.shared
+        if shared.limit is None or launched.quota is not None:
+            return ()
+        if shared.limit - shared.active_jobs - len(launched.requests) <= 0:
+            return ()
+        return tuple(sorted(c.key for c in shared.claims if c.wanted > 0))
 
     def _observe(
         self, namespace: str, name: str, decision: Decision, status: BackfillStatus, created: int

@@ -63,6 +63,8 @@ class Runtime:
                     error_backoff = min(error_backoff * 2, MAX_ERROR_BACKOFF_SECONDS)
                 else:
                     error_backoff = 1.0
+                    for other in result.wake:
+                        self.wake(namespace, other)
                     if result.gone:
                         return
                     if result.again:

@@ -32,19 +32,25 @@ from .ranges import IndexSet
 
 @dataclass(frozen=True)
 class Claim:
-    """What one run of a PartitionedJob asks of the job-wide limit in this pass.
+    """What one run of a PartitionedJob asks of the job-wide limit.
 
-    ``key`` identifies the run (``namespace/name``); ``active`` its active Jobs; ``wanted`` the
-    Jobs it would create now if nothing job-wide stood in the way (already capped by its own
-    concurrency and free of locked partitions); ``started`` the partitions it has started so
-    far (a tie-breaker: the run that has done less goes first).
+    ``key`` names the run; ``active`` its active Jobs; ``desired`` how many active Jobs it
+    would have if nothing job-wide stood in the way (its own concurrency, capped by what it
+    can launch: locked partitions excluded), so that it still says the right thing when some
+    of its Jobs end before its next pass; ``started`` the partitions it has started so far
+    (a tie-breaker: the run that has done less goes first).
     """
 
     key: str
     priority: int
     active: int
-    wanted: int
+    desired: int
     started: int = 0
+
+    @property
+    def wanted(self) -> int:
+        """Jobs it would create now: ``desired - active``, at least 0."""
+        return max(0, self.desired - self.active)
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ def grant(limit: int | None, active_jobs: int, claims: Sequence[Claim], key: str
     (``limit - active_jobs``) are handed out one at a time: to the highest priority with
     ``wanted`` left, and within it to the claim with the fewest ``active`` (counting slots
     already handed out in this round), then the fewest ``started``, then ``key``. The result
-    never exceeds the claim's ``wanted``.
+    never exceeds the claim's ``wanted``. No preemption: running Jobs keep their slots.
     """
     mine = next((c for c in claims if c.key == key), None)
     if mine is None or mine.wanted == 0:

@@ -110,7 +110,9 @@ def plan(
     launches: list[LaunchRequest] = []
     requeue: float | None = None
     blocked = Blocked()
-    claim = Claim(verdict.backfill.name, spec.priority, state.active_jobs, 0, _started(state))
+    claim = Claim(
+        verdict.backfill.name, spec.priority, state.active_jobs, state.active_jobs, _started(state)
+    )
     if may_launch(verdict, state):
         launches, requeue, blocked, claim = _launches(verdict, spec, state, shared, claim, now)
     deletions = _deletions(spec, group_by_index(j for j in jobs if j.owned), state)
@@ -174,7 +176,7 @@ def _launches(
         locked.update((i, held[i]) for i in pending.intersection(taken))
         pending = pending.difference(taken)
     wanted = min(slots, len(due) + len(pending))
-    claim = Claim(claim.key, claim.priority, claim.active, wanted, claim.started)
+    claim = Claim(claim.key, claim.priority, claim.active, claim.active + wanted, claim.started)
     granted = grant(shared.limit, shared.active_jobs, [*shared.claims, claim], claim.key)
     take = wanted if granted is None else min(wanted, granted)
     launches = [_request(verdict, e.index, e.attempts + 1) for e in due[:take]]

@@ -193,7 +193,8 @@ def retry_failed(
 ) -> int:
     """``retry-failed``: a new Backfill of exactly the failed partitions, ``reprocess: All``.
 
-    Concurrency, order, retry policy and failure budget are the original's unless given.
+    Concurrency, order, retry policy and failure budget are the original's unless given;
+    priority and Kueue queue are the original's.
     Returns 0 when there is nothing to retry; otherwise as :func:`~.submit.submit`.
     """
     body = session.client.get(BACKFILLS, name)
@@ -221,6 +222,9 @@ def retry_failed(
     }
     if spec.max_failed_partitions is not None:
         raw["maxFailedPartitions"] = spec.max_failed_partitions
+    raw["priority"] = spec.priority
+    if spec.kueue is not None:
+        raw["kueue"] = spec.kueue.to_api()
     try:
         new_spec = BackfillSpec.model_validate(raw)
     except ValidationError as exc:

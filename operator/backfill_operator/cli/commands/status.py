@@ -176,8 +176,9 @@ def follow(session: Session, name: str, *, interval: float, output: str) -> int:
     """Follow Backfill ``name`` until it ends; return 0 succeeded, 1 failed or deleted.
 
     On a terminal the full status view is redrawn in place at every read; otherwise one line
-    is printed whenever the counts change (``output == "json"``: one JSON document per line)
-    and the full view once at the end. Raises CliError (exit 2) when it turns Invalid.
+    is printed whenever the counts change (``output == "json"``: one JSON document per line,
+    also when ``status.waiting`` changes) and the full view once at the end. Raises CliError
+    (exit 2) when it turns Invalid.
     """
     grids = _GridResolver(session)
     live_view = output != "json" and session.out.is_terminal
@@ -199,7 +200,9 @@ def follow(session: Session, name: str, *, interval: float, output: str) -> int:
                     refresh=True,
                 )
             else:
-                state = (view.status.phase, view.status.counts, view.status.plan)
+                state: object = (view.status.phase, view.status.counts, view.status.plan)
+                if output == "json":  # the document shows what waits; the line does not
+                    state = (state, view.status.waiting)
                 if state != last_state:
                     last_state = state
                     if output == "json":

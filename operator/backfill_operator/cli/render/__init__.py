@@ -7,7 +7,7 @@ Modules, in import order:
 * :mod:`.grid`: the partition grid (:func:`grid_cells`, :func:`render_grid`);
 * :mod:`.preview`: what ``create``/``plan`` show before acting (:func:`render_preview`);
 * :mod:`.views`: the ``status`` view (:class:`StatusView`, :func:`render_status`,
-  :func:`follow_line`, :func:`headline`);
+  :func:`follow_line`, :func:`headline`, :func:`describe_waiting`);
 * :mod:`.tables`: kubectl-style tables (:func:`format_table`, :func:`list_rows`,
   :func:`plan_table_rows`);
 * :mod:`.messages`: one-line messages (:func:`flag_message`, :func:`log_unavailable`).
@@ -29,7 +29,13 @@ from .grid import (
     render_grid,
 )
 from .messages import flag_message, log_unavailable
-from .preview import PREVIEW_SAMPLE, describe_policy, launch_sample, render_preview
+from .preview import (
+    PREVIEW_SAMPLE,
+    describe_policy,
+    describe_queueing,
+    launch_sample,
+    render_preview,
+)
 from .progress import (
     TERMINAL_PHASE_NAMES,
     Progress,
@@ -46,6 +52,7 @@ from .views import (
     UNSEEN_GRACE_SECONDS,
     GridData,
     StatusView,
+    describe_waiting,
     follow_line,
     headline,
     phase_of,
@@ -70,6 +77,8 @@ __all__ = [
     "Progress",
     "StatusView",
     "describe_policy",
+    "describe_queueing",
+    "describe_waiting",
     "flag_message",
     "follow_line",
     "format_age",

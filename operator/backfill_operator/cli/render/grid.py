@@ -25,6 +25,10 @@ GRID_MAX_ROWS = 20
 GRID_MAX_COLUMNS = 100
 
 
+#: The states the status keeps an index set of (every other selected partition is pending).
+_SET_STATES = ("succeeded", "failed", "running", "queued", "skipped")
+
+
 @dataclass(frozen=True)
 class Cell:
     """One square of the partition grid.
@@ -52,13 +56,16 @@ def positions(selection: IndexSet, members: IndexSet) -> IndexSet:
 def _cell_state(counts: Mapping[str, int], size: int) -> str:
     """State drawn for a cell of ``size`` partitions with these per-state ``counts``.
 
-    Failed wins, then running; a cell whose partitions are all done is succeeded (skipped
-    when none of them ran); partly done is "partial"; nothing done is pending.
+    Failed wins, then running, then queued (a Job Kueue holds suspended); a cell whose
+    partitions are all done is succeeded (skipped when none of them ran); partly done is
+    "partial"; nothing done is pending.
     """
     if counts["failed"]:
         return "failed"
     if counts["running"]:
         return "running"
+    if counts["queued"]:
+        return "queued"
     done = counts["succeeded"] + counts["skipped"]
     if done >= size:
         return "succeeded" if counts["succeeded"] else "skipped"
@@ -73,18 +80,16 @@ def grid_cells(
     """Map per-state sets of global indices onto at most ``max_cells`` grid cells.
 
     ``selection`` is the Backfill's selection (global indices); ``sets`` maps "succeeded",
-    "failed", "running" and "skipped" to the status' index sets (missing keys: empty); every
-    other selected partition is pending. Returns the cells in selection order and how many
-    partitions one cell stands for (1 when the selection fits, else ``ceil(n / max_cells)``).
+    "failed", "running", "queued" and "skipped" to the status' index sets (missing keys:
+    empty); every other selected partition is pending. Returns the cells in selection order
+    and how many partitions one cell stands for (1 when the selection fits, else
+    ``ceil(n / max_cells)``).
     """
     n = len(selection)
     if n == 0:
         return [], 1
     size = 1 if n <= max_cells else math.ceil(n / max(1, max_cells))
-    pos = {
-        state: positions(selection, sets.get(state, IndexSet()))
-        for state in ("succeeded", "failed", "running", "skipped")
-    }
+    pos = {state: positions(selection, sets.get(state, IndexSet())) for state in _SET_STATES}
     cells: list[Cell] = []
     for first in range(0, n, size):
         last = min(n, first + size) - 1
@@ -112,7 +117,9 @@ def render_grid(
     """Draw cells in rows of ``columns``, each row labelled with its first partition's key.
 
     ``key_at(position)`` returns the key of the partition at a selection position. The last
-    line is the legend (and, when ``size > 1``, how many partitions a cell stands for).
+    line is the legend (and, when ``size > 1``, how many partitions a cell stands for); it
+    lists "partial" only when a cell stands for several partitions and "queued" only when a
+    cell is queued.
     """
     rows: list[Text] = []
     labels = [key_at(cells[i].first) for i in range(0, len(cells), columns)]
@@ -124,7 +131,8 @@ def render_grid(
             line.append(BOX if color else GLYPHS[cell.state], style=STYLES[cell.state])
         rows.append(line)
     legend = Text()
-    shown = [s for s in CELL_STATES if s != "partial" or size > 1]
+    queued = any(cell.state == "queued" for cell in cells)
+    shown = [s for s in CELL_STATES if (s != "partial" or size > 1) and (s != "queued" or queued)]
     for state in shown:
         if legend:
             legend.append("  ")

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+#: API field paths and the flags that set them, as messages name them.
+_FLAGS = (
+    ("range.from", "--from"),
+    ("range.to", "--to"),
+    ("kueue.queueName", "--queue"),
+    ("kueue.priorityClass", "--queue-priority-class"),
+)
+
 
 def flag_message(message: str) -> str:
     """Return a planning message with the API's field names replaced by the CLI's flags.
 
-    ``range.from`` becomes ``--from`` and ``range.to`` ``--to``: the user typed flags.
+    ``range.from`` becomes ``--from``, ``range.to`` ``--to``, ``kueue.queueName`` ``--queue``
+    and ``kueue.priorityClass`` ``--queue-priority-class``: the user typed flags.
     """
-    return message.replace("range.from", "--from").replace("range.to", "--to")
+    for field, flag in _FLAGS:
+        message = message.replace(field, flag)
+    return message
 
 
 def log_unavailable(*, key: str, pod: str, node: str | None, detail: str) -> str:

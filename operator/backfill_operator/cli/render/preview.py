@@ -3,8 +3,9 @@
 :func:`render_preview` draws a :class:`~backfill_operator.planning.ledger.Preview` (the
 operator's own answer to "what would a new Backfill run") as a label/value block: the
 partition space, the selected span, how many run and under which policy
-(:func:`describe_policy`), how many ``reprocess`` skips, and the first and last keys in launch
-order (:func:`launch_sample`, lazy whatever the selection's size).
+(:func:`describe_policy`; the priority and the Kueue queue by :func:`describe_queueing`), how
+many ``reprocess`` skips, and the first and last keys in launch order (:func:`launch_sample`,
+lazy whatever the selection's size).
 """
 
 from __future__ import annotations
@@ -41,8 +42,29 @@ def launch_sample(
     return head, tail
 
 
+def describe_queueing(spec: BackfillSpec) -> list[str]:
+    """Return how the Backfill competes for slots: ``["priority 5", "Kueue queue q"]``.
+
+    Each part only when set: a non-zero ``priority``, and the Kueue LocalQueue (with its
+    WorkloadPriorityClass when given: ``"Kueue queue q (priority class high)"``).
+    """
+    parts = []
+    if spec.priority:
+        parts.append(f"priority {spec.priority}")
+    if spec.kueue is not None:
+        kueue = f"Kueue queue {spec.kueue.queue_name}"
+        if spec.kueue.priority_class:
+            kueue += f" (priority class {spec.kueue.priority_class})"
+        parts.append(kueue)
+    return parts
+
+
 def describe_policy(spec: BackfillSpec) -> str:
-    """Return ``"oldest first, 10 at a time, 2 retries, stop after 5 failures"``."""
+    """Return ``"oldest first, 10 at a time, 2 retries, stop after 5 failures"``.
+
+    A non-zero priority and a Kueue queue follow (:func:`describe_queueing`):
+    ``"..., stop after 5 failures, priority 5, Kueue queue q"``.
+    """
     order = "newest first" if spec.order is Order.NEWEST_FIRST else "oldest first"
     parts = [order, f"{spec.concurrency} at a time"]
     limit = spec.retries.limit
@@ -53,6 +75,7 @@ def describe_policy(spec: BackfillSpec) -> str:
         parts.append(f"{retries} (backoff {spec.retries.backoff_seconds}s)")
     if spec.max_failed_partitions is not None:
         parts.append(f"stop after {plural(spec.max_failed_partitions, 'failure')}")
+    parts.extend(describe_queueing(spec))
     return ", ".join(parts)
 
 
@@ -68,7 +91,8 @@ def render_preview(
     """Return what ``create``/``plan`` show before acting: counts, the first and last keys.
 
     ``description`` is the partition space's (``daily schedule "0 0 * * *" in UTC``);
-    ``name`` the Backfill to create, or None for ``plan``.
+    ``name`` the Backfill to create (the "To run" line then gives the whole policy), or None
+    for ``plan`` (only the priority and queue, when set).
     """
     sel = preview.selection
     rows: list[tuple[str, Text]] = [
@@ -79,13 +103,15 @@ def render_preview(
         ),
     ]
     run = len(preview.to_run)
+    policy = ""
+    if run and name is not None:
+        policy = describe_policy(spec)
+    elif run:
+        policy = ", ".join(describe_queueing(spec))
     rows.append(
         (
             "To run",
-            Text.assemble(
-                (plural(run, "partition"), "bold"),
-                f", {describe_policy(spec)}" if run and name is not None else "",
-            ),
+            Text.assemble((plural(run, "partition"), "bold"), f", {policy}" if policy else ""),
         )
     )
     if preview.skipped:

@@ -61,15 +61,18 @@ def format_age(seconds: float) -> str:
 class Progress:
     """Counts of a Backfill's selection by state, with throughput and time to completion.
 
+    ``queued`` are partitions whose Job Kueue holds suspended (not in ``running``).
     ``rate_per_minute`` is finished partitions (succeeded + failed; skipped ones cost nothing)
     per minute since ``status.startTime``; ``eta_seconds`` is the time the remaining (pending
-    + running) partitions take at that rate: 0 when nothing remains, None when unknown.
+    + queued + running) partitions take at that rate: 0 when nothing remains, None when
+    unknown.
     """
 
     total: int
     succeeded: int
     failed: int
     running: int
+    queued: int
     pending: int
     skipped: int
     elapsed_seconds: float | None
@@ -97,7 +100,7 @@ def progress_of(status: BackfillStatus, now: datetime) -> Progress:
     rate = None
     if elapsed is not None and elapsed > 0 and finished > 0:
         rate = finished / elapsed * 60.0
-    remaining = c.pending + c.running
+    remaining = c.pending + c.queued + c.running
     eta: float | None
     if status.phase in TERMINAL_PHASES or remaining == 0:
         eta = 0.0
@@ -110,6 +113,7 @@ def progress_of(status: BackfillStatus, now: datetime) -> Progress:
         succeeded=c.succeeded,
         failed=c.failed,
         running=c.running,
+        queued=c.queued,
         pending=c.pending,
         skipped=c.skipped,
         elapsed_seconds=elapsed,
@@ -151,19 +155,21 @@ def _split(total_cells: int, counts: Sequence[int], total: int) -> list[int]:
 
 
 def progress_bar(progress: Progress, width: int, *, color: bool) -> Text:
-    """Return a bar ``width`` cells wide: done (succeeded and skipped), failed, running, rest.
+    """Return a bar ``width`` cells wide: done, failed, running, queued, rest.
 
-    In colour: ``━`` segments green, red, yellow and grey. Without colour: ``[###X>>....]``
-    (the brackets are part of ``width``).
+    Done is succeeded and skipped. In colour: ``━`` segments green, red, yellow, magenta and
+    grey. Without colour: ``[###X>>qq....]`` (the brackets are part of ``width``). Without
+    queued partitions the bar is the same as before queues existed.
     """
     p = progress
     inner = max(4, width - (0 if color else 2))
-    parts = _split(inner, [p.succeeded + p.skipped, p.failed, p.running], p.total)
+    segments = ("succeeded", "failed", "running", "queued")
+    parts = _split(inner, [p.succeeded + p.skipped, p.failed, p.running, p.queued], p.total)
     rest = inner - sum(parts)
     text = Text()
     if not color:
         text.append("[")
-    for state, cells in zip(("succeeded", "failed", "running"), parts, strict=True):
+    for state, cells in zip(segments, parts, strict=True):
         text.append((BAR if color else GLYPHS[state]) * cells, style=STYLES[state])
     text.append((BAR if color else GLYPHS["pending"]) * rest, style=STYLES["pending"])
     if not color:

@@ -16,14 +16,15 @@ from rich.text import Text
 
 from ...api.model import PARTITION_STATES
 
-#: Grid cell states: the partition states, plus "partial" for a multi-partition cell that is
-#: partly done.
+#: Grid cell states: the partition states (``queued``: a Job Kueue holds suspended), plus
+#: "partial" for a multi-partition cell that is partly done.
 CELL_STATES = (*PARTITION_STATES, "partial")
 
 GLYPHS: Mapping[str, str] = {
     "succeeded": "#",
     "failed": "X",
     "running": ">",
+    "queued": "q",
     "pending": ".",
     "skipped": "s",
     "partial": "+",
@@ -32,6 +33,7 @@ STYLES: Mapping[str, str] = {
     "succeeded": "green",
     "failed": "red",
     "running": "yellow",
+    "queued": "magenta",
     "pending": "bright_black",
     "skipped": "dark_green",
     "partial": "cyan",

@@ -4,7 +4,10 @@
 command resolved: the PartitionedJob's description and the selection the grid is drawn over);
 :func:`render_status` draws it for a terminal, :func:`follow_line` as one line per change for
 ``status -w`` into a pipe. :func:`headline` is the one-sentence state (the Ready or Stalled
-condition's message). Pure: ``now`` is an argument.
+condition's message), :func:`describe_waiting` why pending partitions wait (the partition
+lock, the job-wide limit). Queued partitions (Jobs Kueue holds suspended) and the waiting row
+appear only when there are some, so a Backfill without either reads as before. Pure: ``now``
+is an argument.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ...api.model import PARTITION_STATES, BackfillSpec, BackfillStatus
+from ...api.model import PARTITION_STATES, BackfillSpec, BackfillStatus, Waiting
 from ...planning.ranges import IndexSet
 from ...planning.space import plural
 from ...planning.state import waiting_to_retry
@@ -102,8 +105,34 @@ def _grid_sets(status: BackfillStatus) -> dict[str, IndexSet]:
         "succeeded": IndexSet.parse(sets.succeeded),
         "failed": IndexSet.parse(sets.failed),
         "running": IndexSet.parse(sets.running),
+        "queued": IndexSet.parse(sets.queued),
         "skipped": IndexSet.parse(sets.skipped),
     }
+
+
+def describe_waiting(waiting: Waiting | None) -> str:
+    """Return the ``Waiting`` row of ``status``: why pending partitions wait; "" when none do.
+
+    Shape: ``3 partitions wait on a lock: other-bf holds 3; 2 Jobs wait for a job-wide slot``
+    (either part alone). Holders beyond those the status lists are summed as ``others``.
+    """
+    if waiting is None:
+        return ""
+    parts: list[str] = []
+    if waiting.on_lock:
+        verb = "waits" if waiting.on_lock == 1 else "wait"
+        text = f"{plural(waiting.on_lock, 'partition')} {verb} on a lock"
+        held = [f"{h.backfill} holds {h.count}" for h in waiting.holders]
+        rest = waiting.on_lock - sum(h.count for h in waiting.holders)
+        if held and rest > 0:
+            held.append(f"others hold {rest}")
+        if held:
+            text += ": " + ", ".join(held)
+        parts.append(text)
+    if waiting.for_job_slot:
+        verb = "waits" if waiting.for_job_slot == 1 else "wait"
+        parts.append(f"{plural(waiting.for_job_slot, 'Job')} {verb} for a job-wide slot")
+    return "; ".join(parts)
 
 
 def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -> Group:
@@ -160,10 +189,15 @@ def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -
         rows.append(("Progress", bar))
         counts = Text()
         for state in PARTITION_STATES:
+            if state == "queued" and not prog.queued:
+                continue
             if counts:
                 counts.append(" · ")
             counts.append(f"{getattr(prog, state)} {state}", style=STYLES[state])
         rows.append(("Counts", counts))
+        waiting = describe_waiting(status.waiting)
+        if waiting:
+            rows.append(("Waiting", Text(waiting)))
         eta = "-" if prog.eta_seconds is None else format_duration(prog.eta_seconds)
         if phase == "Suspended":
             rows.append(("Rate", Text(f"{format_rate(prog.rate_per_minute)}, ETA - (suspended)")))
@@ -194,11 +228,19 @@ def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -
         parts.append(Text(f"(no partition grid: {view.grid_note})", style="dim"))
 
     if status.running:
+        n_queued = sum(1 for r in status.running if r.queued)
+        n_running = len(status.running) - n_queued
+        title = f"Running ({n_running})"
+        if n_queued:
+            title = f"{title} and queued ({n_queued})" if n_running else f"Queued ({n_queued})"
         parts.append(Text(""))
-        parts.append(Text(f"Running ({len(status.running)})", style="bold"))
+        parts.append(Text(title, style="bold"))
         for r in status.running[:DETAIL_LIMIT]:
             since = parse_time(r.start_time)
-            took = f", {format_duration((now - since).total_seconds())}" if since else ""
+            if r.queued:
+                took = ", queued"
+            else:
+                took = f", {format_duration((now - since).total_seconds())}" if since else ""
             parts.append(Text(f"  {r.key}  attempt {r.attempt}{took}  job/{r.job}"))
         if len(status.running) > DETAIL_LIMIT:
             parts.append(Text(f"  … and {len(status.running) - DETAIL_LIMIT} more", style="dim"))
@@ -220,8 +262,8 @@ def follow_line(view: StatusView, now: datetime) -> str:
     """Return one progress line for ``status -w`` when the output is not a terminal.
 
     Shape: ``HH:MM:SS Running 12/90 done: 10 succeeded, 2 failed, 5 running, 73 pending;
-    ETA 3m 10s`` (skipped appear only when there are some; then ``(N waiting to retry)``
-    when failed partitions wait for a retry, as
+    ETA 3m 10s`` (queued, after running, and skipped appear only when there are some; then
+    ``(N waiting to retry)`` when failed partitions wait for a retry, as
     :func:`~backfill_operator.planning.state.waiting_to_retry` counts them).
     """
     if view.status.phase is None:
@@ -229,7 +271,9 @@ def follow_line(view: StatusView, now: datetime) -> str:
     prog = progress_of(view.status, now)
     eta = "-" if prog.eta_seconds is None else format_duration(prog.eta_seconds)
     counts = ", ".join(
-        f"{getattr(prog, s)} {s}" for s in PARTITION_STATES if s != "skipped" or prog.skipped
+        f"{getattr(prog, s)} {s}"
+        for s in PARTITION_STATES
+        if (s != "skipped" or prog.skipped) and (s != "queued" or prog.queued)
     )
     running = frozenset(r.index for r in view.status.running)
     retrying = len(waiting_to_retry(view.status.failures, running))

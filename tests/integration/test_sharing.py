@@ -1,0 +1,259 @@
+"""Backfills sharing a PartitionedJob on the real control plane: the partition lock, the
+job-wide limit with priorities, ResourceQuota back-pressure and Kueue (issue 9)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, watch
+
+from helpers import wait_for
+from operator_support import OperatorProcess
+
+from .test_operator import Api, backfill, partitioned_job
+
+KEYS = [f"p{i:02d}" for i in range(30)]
+INDEX = "backfill.dev/partition-index"
+
+
+class Watcher:
+    """Watches the namespace's Jobs from before the test acts.
+
+    Records every creation (name, Backfill, partition index), the most Jobs active at once,
+    the most active Jobs of one partition at once, and the most Jobs running unsuspended at
+    once (Kueue admits by unsuspending). A finished or deleted Job is not active.
+    """
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.batch = client.BatchV1Api(api)
+        self.namespace = namespace
+        self.created: list[tuple[str, str, str]] = []
+        self.active: set[str] = set()
+        self.by_index: dict[str, set[str]] = {}
+        self.unsuspended: set[str] = set()
+        self.max_active = 0
+        self.max_per_index = 0
+        self.max_unsuspended = 0
+        self.finish_order: list[str] = []  # Backfill of each finished Job, in order
+        self._watch = watch.Watch()
+        self._stopping = False
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping = True
+        self._watch.stop()
+
+    def _run(self) -> None:
+        try:
+            self._record()
+        except Exception:
+            if not self._stopping:
+                raise
+
+    def _record(self) -> None:
+        listed = self.batch.list_namespaced_job(self.namespace)
+        self._ready.set()
+        for event in self._watch.stream(
+            self.batch.list_namespaced_job,
+            self.namespace,
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=600,
+        ):
+            job = event["object"]
+            name = job.metadata.name
+            labels = job.metadata.labels or {}
+            index = labels.get(INDEX, "")
+            if event["type"] == "ADDED":
+                self.created.append((name, labels.get("backfill.dev/backfill", ""), index))
+            finished = any(
+                c.type in ("Complete", "Failed") and c.status == "True"
+                for c in (job.status.conditions or [])
+            )
+            holders = self.by_index.setdefault(index, set())
+            if event["type"] == "DELETED" or finished:
+                if finished and name in self.active:
+                    self.finish_order.append(labels.get("backfill.dev/backfill", ""))
+                self.active.discard(name)
+                holders.discard(name)
+                self.unsuspended.discard(name)
+            else:
+                self.active.add(name)
+                holders.add(name)
+                if job.spec.suspend:
+                    self.unsuspended.discard(name)
+                else:
+                    self.unsuspended.add(name)
+            self.max_active = max(self.max_active, len(self.active))
+            self.max_per_index = max(self.max_per_index, len(holders))
+            self.max_unsuspended = max(self.max_unsuspended, len(self.unsuspended))
+
+    def runs_of(self, index: int) -> list[str]:
+        """The Backfills that created a Job for partition ``index``."""
+        return [bf for _, bf, i in self.created if i == str(index)]
+
+
+@pytest.fixture
+def api(kube_api: client.ApiClient, namespace: str) -> Api:
+    return Api(kube_api, namespace)
+
+
+@pytest.fixture
+def watcher(kube_api: client.ApiClient, namespace: str) -> Iterator[Watcher]:
+    with Watcher(kube_api, namespace) as rec:
+        yield rec
+
+
+def keys(lo: int, hi: int) -> dict[str, Any]:
+    return {"range": {"from": KEYS[lo], "to": KEYS[hi]}}
+
+
+def running(api: Api, name: str) -> bool:
+    return bool(api.status(name).get("counts", {}).get("running"))
+
+
+@pytest.mark.parametrize("reprocess", ["Missing", "All"])
+def test_overlapping_backfills_never_run_a_partition_twice_at_once(
+    operator: OperatorProcess, api: Api, watcher: Watcher, reprocess: str
+) -> None:
+    api.create(partitioned_job("shared", values=KEYS[:15], annotations=_slow("2s")))
+    api.create(backfill("first", "shared", concurrency=5, reprocess=reprocess, **keys(0, 9)))
+    wait_for(lambda: running(api, "first"), 30, 0.2, message="first runs")
+    api.create(backfill("second", "shared", concurrency=5, reprocess=reprocess, **keys(5, 14)))
+    first = api.wait_phase("first", {"Succeeded"})
+    second = api.wait_phase("second", {"Succeeded"})
+    assert watcher.max_per_index == 1  # the lock: never two active Jobs of one partition
+    for index in range(15):
+        runs = watcher.runs_of(index)
+        if reprocess == "Missing":
+            assert len(runs) == 1, (index, runs)  # each partition ran once in total
+        else:
+            assert sorted(runs) == sorted(
+                (["first"] if index <= 9 else []) + (["second"] if index >= 5 else [])
+            ), index
+    for status in (first, second):
+        counts = status["counts"]
+        assert counts["succeeded"] + counts["skipped"] == 10 and counts["failed"] == 0
+    if reprocess == "Missing":
+        assert first["counts"]["skipped"] + second["counts"]["skipped"] == 5
+    assert api.get("partitionedjobs", "shared")["status"]["ledger"]["succeeded"] == "0-14"
+
+
+def test_job_wide_limit_and_priority(operator: OperatorProcess, api: Api, watcher: Watcher) -> None:
+    job = partitioned_job("pooled", values=KEYS, annotations=_slow("2s"))
+    job["spec"]["concurrency"] = 5
+    api.create(job)
+    api.create(backfill("a", "pooled", concurrency=5, **keys(0, 9)))
+    api.create(backfill("b", "pooled", concurrency=5, **keys(10, 19)))
+    wait_for(lambda: len(watcher.active) == 5, 30, 0.2, message="the limit is taken")
+    api.create(backfill("urgent", "pooled", concurrency=5, priority=100, **keys(20, 29)))
+    waiting = wait_for(
+        lambda: (api.status("urgent").get("waiting") or {}).get("forJobSlot"),
+        30,
+        0.2,
+        message="urgent waits for a job-wide slot",
+    )
+    assert waiting == 5
+    done = {name: api.wait_phase(name, {"Succeeded"}) for name in ("a", "b", "urgent")}
+    assert watcher.max_active == 5  # never above the job-wide limit, and it was reached
+    assert watcher.max_per_index == 1
+    finished = {name: status["completionTime"] for name, status in done.items()}
+    assert finished["urgent"] < finished["a"] and finished["urgent"] < finished["b"]
+    # once urgent got its first slot, no new Job of a or b started before urgent's last one
+    urgent_jobs = [i for i, (_, bf, _) in enumerate(watcher.created) if bf == "urgent"]
+    between = watcher.created[urgent_jobs[0] : urgent_jobs[-1]]
+    assert {bf for _, bf, _ in between} == {"urgent"}
+    metrics = operator.metrics()
+    line = f'backfill_partitioned_job_concurrency_limit{{namespace="{api.ns}",'
+    assert line + 'partitioned_job="pooled"} 5.0' in metrics
+
+
+def test_resource_quota_is_back_pressure_not_failure(
+    operator: OperatorProcess, api: Api, watcher: Watcher
+) -> None:
+    api.core.create_namespaced_resource_quota(
+        api.ns,
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "jobs"},
+            "spec": {"hard": {"count/jobs.batch": "2"}},
+        },
+    )
+    wait_for(
+        lambda: api.core.read_namespaced_resource_quota("jobs", api.ns).status.hard or {},
+        30,
+        0.2,
+        message="quota observed",
+    )
+    api.create(partitioned_job("limited", values=KEYS[:6]))
+    api.create(
+        backfill(
+            "tight",
+            "limited",
+            concurrency=4,
+            successfulJobsHistoryLimit=0,
+            failedJobsHistoryLimit=0,
+            **keys(0, 5),
+        )
+    )
+    reasons: set[str] = set()
+
+    def finished() -> dict[str, Any] | None:
+        status = api.status("tight")
+        for c in status.get("conditions") or []:
+            if c["type"] == "Reconciling":
+                reasons.add(c["reason"])
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = wait_for(finished, 120, 0.1, message=lambda: f"tight ends: {api.status('tight')}")
+    assert status["phase"] == "Succeeded"
+    assert status["counts"]["succeeded"] == 6 and status["counts"]["failed"] == 0
+    assert watcher.max_active <= 2
+    assert len(watcher.created) == 6  # a refused create is not a Job and not a failure
+    assert "QuotaExceeded" in reasons
+    refusals = [
+        line
+        for line in operator.metrics().splitlines()
+        if line.startswith("backfill_quota_refusals_total{") and f'namespace="{api.ns}"' in line
+    ]
+    assert refusals and float(refusals[0].split()[-1]) >= 1
+
+
+def test_kueue_admits_a_backfills_jobs_a_few_at_a_time(
+    operator: OperatorProcess, api: Api, watcher: Watcher, kueue_queue: str
+) -> None:
+    job = partitioned_job("queued", values=KEYS[:6], annotations=_slow("2s"))
+    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "1"}}
+    api.create(job)
+    api.create(
+        backfill("kq", "queued", concurrency=6, kueue={"queueName": kueue_queue}, **keys(0, 5))
+    )
+    queued = wait_for(
+        lambda: api.status("kq").get("counts", {}).get("queued"),
+        60,
+        0.2,
+        message=lambda: f"some Jobs queued: {api.status('kq')}",
+    )
+    assert queued >= 1
+    status = api.wait_phase("kq", {"Succeeded"}, timeout=180)
+    assert status["counts"]["succeeded"] == 6
+    assert len(watcher.created) == 6
+    assert watcher.max_unsuspended <= 2  # the ClusterQueue's quota: two cpu-1 Jobs at once
+    assert watcher.max_active == 6  # all created at once: queued Jobs hold their slots
+    jobs = api.batch.list_namespaced_job(api.ns).items
+    for item in jobs:
+        assert item.metadata.labels["kueue.x-k8s.io/queue-name"] == kueue_queue
+
+
+def _slow(duration: str) -> dict[str, str]:
+    return {"kwok.backfill.dev/duration": duration}
