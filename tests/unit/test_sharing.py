@@ -235,6 +235,20 @@ def test_a_finished_job_holds_its_partition_until_its_outcome_is_in_the_ledger()
     assert second.status.phase is Phase.SUCCEEDED and second.status.counts.skipped == 1
 
 
+def test_a_failed_job_of_a_run_that_will_not_retry_holds_nothing() -> None:
+    retrying = {"limit": 1, "backoffSeconds": 0}
+    first = Run("first", backfill((0, 0), retries=retrying))
+    second = Run("second", backfill((0, 0)))
+    cluster = Cluster(job_spec(1), [first, second])
+    cluster.step(first)
+    (name,) = cluster.active()
+    cluster.finish(name, ok=False)
+    first.spec = backfill((0, 0), retries=retrying, suspend=True)  # its retry never comes
+    cluster.step(first)
+    assert name in cluster.jobs  # kept by failedJobsHistoryLimit
+    assert [r.index for r in cluster.step(second).launches] == [0]
+
+
 def test_job_wide_limit_gives_slots_by_priority() -> None:
     low = Run("low", backfill((0, 19), concurrency=10))
     high = Run("high", backfill((20, 39), concurrency=10, priority=10))

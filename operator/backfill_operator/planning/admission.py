@@ -112,12 +112,12 @@ def shared_view(
     """Return what the PartitionedJob's Jobs say about its other runs, for the run ``run_uid``.
 
     ``jobs`` are every Job of the PartitionedJob (all runs); ``job_status`` holds the ledger
-    as read in this pass. Another run's Job holds its partition while it is active, and after
-    it finished until the ledger shows the outcome (its run records it after the Job ends):
-    a success until the ledger has the partition succeeded, a failure until it has any
-    outcome (a failed attempt may be retried by its run). Jobs of another numbering
-    (``partitioning`` label) hold nothing. ``claims`` (other runs' latest) get their ``active``
-    counted afresh from ``jobs``.
+    as read in this pass. Another run's Job holds its partition while it is active, and a
+    succeeded one until the ledger shows the success (its run records it right after the Job
+    ends, and ``reprocess`` must see it). A failed Job holds nothing: its run may retry later
+    or never (a Backfill out of failure budget keeps its failed Jobs), and a partition without
+    a success may run again. Jobs of another numbering (``partitioning`` label) hold nothing.
+    ``claims`` (other runs' latest) get their ``active`` counted afresh from ``jobs``.
     """
     jobs = list(jobs)
     active_jobs = sum(1 for j in jobs if j.active)
@@ -130,18 +130,16 @@ def shared_view(
         and (not j.partitioning or j.partitioning == fingerprint)
     ]
     held: dict[int, str] = {}
-    finished = [j for j in foreign if not j.active]
-    ok = bad = IndexSet()
-    if finished and job_status.partitioning == fingerprint:
+    succeeded = [j for j in foreign if j.state is JobState.SUCCEEDED]
+    ok = IndexSet()
+    if succeeded and job_status.partitioning == fingerprint:
         ok = IndexSet.parse(job_status.ledger.succeeded)
-        bad = IndexSet.parse(job_status.ledger.failed)
     for job in foreign:
         if job.active:
             per_run[job.run] = per_run.get(job.run, 0) + 1
             held[job.index] = job.run
-        elif (job.state is JobState.SUCCEEDED and job.index not in ok) or (
-            job.state is JobState.FAILED and job.index not in ok and job.index not in bad
-        ):
+    for job in succeeded:
+        if job.index not in ok:
             held.setdefault(job.index, job.run)
     fresh = [replace(c, active=per_run.get(c.key, 0)) for c in claims]
     return JobWide(limit=limit, active_jobs=active_jobs, held=held, claims=fresh)
