@@ -2,9 +2,9 @@
 # One-shot set-up on a fresh machine; idempotent and fast when everything is present.
 #  - Debian packages the tests use (prometheus/promtool, lua) via apt-get, only if missing;
 #  - the Python virtualenv .venv with the project and its dev tools (pinned by hack/constraints.txt);
-#  - the control plane and helm binaries, built from Go modules (hack/controlplane/build.sh).
-# Usage: hack/setup.sh [MODULE ...]   (modules of build.sh; default: all of them, helm included;
-# `make demo` asks for kubernetes etcd kwok only: helm is for the chart tests).
+#  - the control plane, helm and Kueue binaries, built from Go modules (hack/controlplane/build.sh).
+# Usage: hack/setup.sh [MODULE ...]   (modules of build.sh; default: all of them, helm and kueue too;
+# `make demo` asks for kubernetes etcd kwok only: helm and kueue are for the tests).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -28,7 +28,7 @@ from . import components, probes
 from .binaries import default_data_dir, resolve_bin_dir, stages_file
 from .components import Ports
 from .pki import Pki, ensure_pki, write_kubeconfig
-from .process import ProcessRecord, is_alive, log_tail, memory_kib, spawn, stop_all
+from .process import PhaseTimer, ProcessRecord, is_alive, log_tail, memory_kib, spawn, stop_all
 
 STATE_FILE = "cluster.json"
 CONTEXT_NAME = "backfill-dev"
@@ -309,16 +309,8 @@ class Cluster:
     ) -> None:
         assert self.data_dir is not None
         root = self.data_dir
-        started = time.monotonic()
-        deadline = started + timeout_seconds
-        mark = started
-
-        def lap(phase: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            self.timings[phase] = round(now - mark, 2)
-            mark = now
-            say(f"{phase}: {now - started:.1f} s")
+        timer = PhaseTimer(self.timings, timeout_seconds, say)
+        deadline = timer.deadline
 
         if not keep_data:
             for sub in ("etcd", "logs", "certs"):
@@ -341,7 +333,7 @@ class Cluster:
         }
         kwok_config = root / "kwok-config.yaml"
         kwok_config.write_text(components.KWOK_CONFIGURATION, encoding="utf-8")
-        lap("prepare")
+        timer.lap("prepare")
 
         bins = self.bin_dir
         self._spawn(
@@ -357,7 +349,7 @@ class Cluster:
             watch=["etcd"],
             deadline=deadline,
         )
-        lap("etcd")
+        timer.lap("etcd")
 
         self._spawn(
             "kube-apiserver",
@@ -372,7 +364,7 @@ class Cluster:
             watch=["etcd", "kube-apiserver"],
             deadline=deadline,
         )
-        lap("kube-apiserver")
+        timer.lap("kube-apiserver")
 
         self._spawn(
             "kube-controller-manager",
@@ -413,8 +405,8 @@ class Cluster:
             watch=COMPONENTS,
             deadline=deadline,
         )
-        lap("controllers, scheduler, kwok, nodes")
-        self.timings["total"] = round(time.monotonic() - started, 2)
+        timer.lap("controllers, scheduler, kwok, nodes")
+        timer.total()
         self._save_state(ready=True)
 
     def _create_nodes(self, count: int, context: Any) -> None:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from . import probes
 from .pki import ensure_serving_pki
-from .process import ProcessRecord, is_alive, log_tail, spawn, stop_all
+from .process import PhaseTimer, ProcessRecord, is_alive, log_tail, spawn, stop_all
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -420,19 +420,8 @@ class Kueue:
         log_level: int,
         say: Callable[[str], None],
     ) -> None:
-        started = time.monotonic()
-        deadline = started + timeout_seconds
-        mark = started
-
-        def lap(phase: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            self.timings[phase] = round(now - mark, 2)
-            mark = now
-            say(f"kueue {phase}: {now - started:.1f} s")
-
-        def left() -> float:
-            return max(1.0, deadline - time.monotonic())
+        timer = PhaseTimer(self.timings, timeout_seconds, say, prefix="kueue ")
+        deadline, left = timer.deadline, timer.left
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
         pki = ensure_serving_pki(self.cert_dir, common_name="kueue-webhook")
@@ -443,7 +432,7 @@ class Kueue:
             webhook_port=self.webhook_port, health_port=self.health_port, cert_dir=self.cert_dir
         )
         self.config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        lap("certificates and config")
+        timer.lap("certificates and config")
 
         kubectl = self.cluster.kubectl
         apply = ("apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}")
@@ -454,7 +443,7 @@ class Kueue:
         kubectl("wait", "--for=condition=Established", wait, *names, timeout_seconds=left() + 5)
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
         kubectl(*apply, "-f", "-", input=json.dumps(namespace), timeout_seconds=left())
-        lap(f"{len(crds)} CRDs Established")
+        timer.lap(f"{len(crds)} CRDs Established")
 
         argv = [
             str(exe),
@@ -473,7 +462,7 @@ class Kueue:
         )
         self._save_state()
         self._wait_process("Kueue /readyz", lambda: probes.get(self.readyz_url) == 200, deadline)
-        lap("process ready")
+        timer.lap("process ready")
 
         ca = pki.ca_cert.read_bytes()
         manifests = webhook_configurations(self.webhook_port, ca)
@@ -481,8 +470,8 @@ class Kueue:
         self._wait_process(
             "the Job webhook to suspend a dry-run Job", self._webhook_works, deadline
         )
-        lap("webhooks")
-        self.timings["total"] = round(time.monotonic() - started, 2)
+        timer.lap("webhooks")
+        timer.total()
         self._save_state()
 
     def _webhook_works(self) -> bool:

@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,3 +216,40 @@ def log_tail(path: str | Path, lines: int = 30) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+class PhaseTimer:
+    """Times the phases of a start-up into ``timings`` (phase -> seconds) and reports each.
+
+    ``deadline`` is ``time.monotonic()`` at start plus ``timeout_seconds``; :meth:`left` is
+    the time left (at least 1 s, for the timeouts of calls made late).
+    """
+
+    def __init__(
+        self,
+        timings: dict[str, float],
+        timeout_seconds: float,
+        say: Callable[[str], None],
+        prefix: str = "",
+    ) -> None:
+        self.timings = timings
+        self.say = say
+        self.prefix = prefix
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout_seconds
+        self._mark = self.started
+
+    def lap(self, phase: str) -> None:
+        """Record the time since the last lap as ``phase`` and say how long start-up took."""
+        now = time.monotonic()
+        self.timings[phase] = round(now - self._mark, 2)
+        self._mark = now
+        self.say(f"{self.prefix}{phase}: {now - self.started:.1f} s")
+
+    def left(self) -> float:
+        """Seconds left before the deadline, at least 1."""
+        return max(1.0, self.deadline - time.monotonic())
+
+    def total(self) -> None:
+        """Record the whole start-up as ``total``."""
+        self.timings["total"] = round(time.monotonic() - self.started, 2)

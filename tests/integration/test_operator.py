@@ -172,27 +172,30 @@ class JobRecorder:
             resource_version=version,
             timeout_seconds=600,
         ):
-            job = event["object"]
-            name = job.metadata.name
-            self.events += 1
-            if event["type"] == "ADDED":
-                labels = job.metadata.labels or {}
-                self.created.append(
-                    (
-                        name,
-                        labels.get("backfill.dev/partition-index", ""),
-                        labels.get("backfill.dev/attempt", ""),
-                    )
+            self.handle(event["type"], event["object"])
+
+    def handle(self, event_type: str, job: Any) -> None:
+        """Record one watch event of a Job (subclasses record more)."""
+        name = job.metadata.name
+        self.events += 1
+        if event_type == "ADDED":
+            labels = job.metadata.labels or {}
+            self.created.append(
+                (
+                    name,
+                    labels.get("backfill.dev/partition-index", ""),
+                    labels.get("backfill.dev/attempt", ""),
                 )
-            finished = any(
-                c.type in ("Complete", "Failed") and c.status == "True"
-                for c in (job.status.conditions or [])
             )
-            if event["type"] == "DELETED" or finished:
-                self.active.discard(name)
-            else:
-                self.active.add(name)
-            self.max_active = max(self.max_active, len(self.active))
+        finished = any(
+            c.type in ("Complete", "Failed") and c.status == "True"
+            for c in (job.status.conditions or [])
+        )
+        if event_type == "DELETED" or finished:
+            self.active.discard(name)
+        else:
+            self.active.add(name)
+        self.max_active = max(self.max_active, len(self.active))
 
 
 @pytest.fixture

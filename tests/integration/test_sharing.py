@@ -3,102 +3,57 @@ job-wide limit with priorities, ResourceQuota back-pressure and Kueue (issue 9).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client
 
 from helpers import wait_for
 from operator_support import OperatorProcess
 
-from .test_operator import Api, backfill, partitioned_job
+from .test_operator import Api, JobRecorder, backfill, partitioned_job
 
 KEYS = [f"p{i:02d}" for i in range(30)]
 INDEX = "backfill.dev/partition-index"
 
 
-class Watcher:
-    """Watches the namespace's Jobs from before the test acts.
-
-    Records every creation (name, Backfill, partition index), the most Jobs active at once,
-    the most active Jobs of one partition at once, and the most Jobs running unsuspended at
-    once (Kueue admits by unsuspending). A finished or deleted Job is not active.
-    """
+class Watcher(JobRecorder):
+    """A JobRecorder that also records, per created Job, its Backfill; the most active Jobs of
+    one partition at once; and the most Jobs running unsuspended at once (Kueue admits by
+    unsuspending). A finished or deleted Job is not active."""
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.batch = client.BatchV1Api(api)
-        self.namespace = namespace
-        self.created: list[tuple[str, str, str]] = []
-        self.active: set[str] = set()
+        super().__init__(api, namespace)
+        self.runs: list[tuple[str, str]] = []  # (Backfill, partition index) per created Job
         self.by_index: dict[str, set[str]] = {}
         self.unsuspended: set[str] = set()
-        self.max_active = 0
         self.max_per_index = 0
         self.max_unsuspended = 0
-        self.finish_order: list[str] = []  # Backfill of each finished Job, in order
-        self._watch = watch.Watch()
-        self._stopping = False
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Watcher:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping = True
-        self._watch.stop()
-
-    def _run(self) -> None:
-        try:
-            self._record()
-        except Exception:
-            if not self._stopping:
-                raise
-
-    def _record(self) -> None:
-        listed = self.batch.list_namespaced_job(self.namespace)
-        self._ready.set()
-        for event in self._watch.stream(
-            self.batch.list_namespaced_job,
-            self.namespace,
-            resource_version=listed.metadata.resource_version,
-            timeout_seconds=600,
-        ):
-            job = event["object"]
-            name = job.metadata.name
-            labels = job.metadata.labels or {}
-            index = labels.get(INDEX, "")
-            if event["type"] == "ADDED":
-                self.created.append((name, labels.get("backfill.dev/backfill", ""), index))
-            finished = any(
-                c.type in ("Complete", "Failed") and c.status == "True"
-                for c in (job.status.conditions or [])
-            )
-            holders = self.by_index.setdefault(index, set())
-            if event["type"] == "DELETED" or finished:
-                if finished and name in self.active:
-                    self.finish_order.append(labels.get("backfill.dev/backfill", ""))
-                self.active.discard(name)
-                holders.discard(name)
+    def handle(self, event_type: str, job: Any) -> None:
+        super().handle(event_type, job)
+        name = job.metadata.name
+        labels = job.metadata.labels or {}
+        index = labels.get(INDEX, "")
+        if event_type == "ADDED":
+            self.runs.append((labels.get("backfill.dev/backfill", ""), index))
+        holders = self.by_index.setdefault(index, set())
+        if name in self.active:
+            holders.add(name)
+            if job.spec.suspend:
                 self.unsuspended.discard(name)
             else:
-                self.active.add(name)
-                holders.add(name)
-                if job.spec.suspend:
-                    self.unsuspended.discard(name)
-                else:
-                    self.unsuspended.add(name)
-            self.max_active = max(self.max_active, len(self.active))
-            self.max_per_index = max(self.max_per_index, len(holders))
-            self.max_unsuspended = max(self.max_unsuspended, len(self.unsuspended))
+                self.unsuspended.add(name)
+        else:
+            holders.discard(name)
+            self.unsuspended.discard(name)
+        self.max_per_index = max(self.max_per_index, len(holders))
+        self.max_unsuspended = max(self.max_unsuspended, len(self.unsuspended))
 
     def runs_of(self, index: int) -> list[str]:
         """The Backfills that created a Job for partition ``index``."""
-        return [bf for _, bf, i in self.created if i == str(index)]
+        return [bf for bf, i in self.runs if i == str(index)]
 
 
 @pytest.fixture
@@ -168,9 +123,9 @@ def test_job_wide_limit_and_priority(operator: OperatorProcess, api: Api, watche
     finished = {name: status["completionTime"] for name, status in done.items()}
     assert finished["urgent"] < finished["a"] and finished["urgent"] < finished["b"]
     # once urgent got its first slot, no new Job of a or b started before urgent's last one
-    urgent_jobs = [i for i, (_, bf, _) in enumerate(watcher.created) if bf == "urgent"]
-    between = watcher.created[urgent_jobs[0] : urgent_jobs[-1]]
-    assert {bf for _, bf, _ in between} == {"urgent"}
+    urgent_jobs = [i for i, (bf, _) in enumerate(watcher.runs) if bf == "urgent"]
+    between = watcher.runs[urgent_jobs[0] : urgent_jobs[-1]]
+    assert {bf for bf, _ in between} == {"urgent"}
     metrics = operator.metrics()
     line = f'backfill_partitioned_job_concurrency_limit{{namespace="{api.ns}",'
     assert line + 'partitioned_job="pooled"} 5.0' in metrics
