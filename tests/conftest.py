@@ -10,6 +10,8 @@ Fixtures
 ``namespace``           a fresh namespace per test (name str); deleted afterwards, not awaited.
 ``kueue`` (session)     a :class:`devcluster.Kueue`: Kueue v0.17.0 running against ``cluster``
                         (started on first use only; webhooks for Jobs with the queue-name label).
+``crds_installed``, ``operator_process`` (session), ``operator``: the CRDs and one operator
+                        process for the whole session (``tests/operator_support.py``).
 ``kueue_queue``         the name (str) of a LocalQueue in ``namespace`` bound to a ClusterQueue
                         of its own (named after the namespace) with quota cpu 2 / memory 8Gi:
                         exactly two Jobs requesting ``cpu: 1`` run at a time.
@@ -39,6 +41,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from devcluster import Cluster, ClusterError, Kueue, KueueError, PkiError
+
+# The operator fixtures (tests/operator_support.py) are registered once, here: a session
+# fixture imported into two conftest files is two fixtures, and the e2e and the integration
+# tests would each get an operator process, both running against the one cluster (the
+# operator assumes it is the only active one).
+pytest_plugins = ["operator_support"]
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -1,6 +1,7 @@
 """The operator as users run it: a real ``backfill-operator run`` process against the cluster.
 
-Fixtures (registered by ``tests/integration/conftest.py`` and ``tests/e2e/conftest.py``):
+Fixtures (registered once for the whole session by ``tests/conftest.py``'s
+``pytest_plugins``):
 
 ``crds_installed`` (session)    the CRDs from ``crds/`` applied and Established.
 ``operator_process`` (session)  an :class:`OperatorProcess`, running; tests that kill it must
