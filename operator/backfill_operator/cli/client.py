@@ -260,12 +260,6 @@ class Client:
 
     # ------------------------------------------------------------------ custom objects
 
-    def check_api(self) -> None:
-        """Raise CliError when the server is unreachable or the CRDs are not installed."""
-        missing = self._crds_missing(BACKFILLS) or self._crds_missing(PARTITIONED_JOBS)
-        if missing is not None:
-            raise missing
-
     def find(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """Return the custom object, or None when it does not exist (CRDs checked on 404)."""
         ns = namespace or self.namespace

@@ -90,23 +90,29 @@ def update_status(
     name: str,
     change: Callable[[dict[str, Any]], dict[str, Any] | None],
     attempts: int = STATUS_UPDATE_ATTEMPTS,
+    *,
+    body: dict[str, Any] | None = None,
 ) -> bool:
     """Read an object, compute its new status with ``change(body)``, write it; retry conflicts.
 
-    ``change`` returns the new ``status`` (API shape) or None for "nothing to write". Returns
-    True when a status was written, False when the object is gone or nothing changed. Raises
-    RuntimeError after ``attempts`` conflicts in a row (the caller's pass fails and is retried
-    with backoff), so no writer loops without bound.
+    ``body``, when given, is a copy of the object the caller has just read: the first attempt
+    uses it instead of reading again (a stale one only costs a Conflict). ``change`` returns
+    the new ``status`` (API shape) or None for "nothing to write". Returns True when a status
+    was written, False when the object is gone or nothing changed. Raises RuntimeError after
+    ``attempts`` conflicts in a row (the caller's pass fails and is retried with backoff), so
+    no writer loops without bound.
     """
     for _ in range(attempts):
-        body = api.get(plural, namespace, name)
         if body is None:
-            return False
-        status = change(body)
+            body = api.get(plural, namespace, name)
+            if body is None:
+                return False
+        current, body = body, None
+        status = change(current)
         if status is None:
             return False
         try:
-            api.replace_status(plural, body, status)
+            api.replace_status(plural, current, status)
             return True
         except Conflict:
             continue

@@ -99,12 +99,6 @@ def involved_object(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _job_ref(body: dict[str, Any]) -> str:
-    """The PartitionedJob a raw Backfill names ("" when its spec cannot say)."""
-    ref = (body.get("spec") or {}).get("jobRef")
-    return str(ref.get("name", "")) if isinstance(ref, dict) else ""
-
-
 def _owned_by(job: dict[str, Any], uid: str) -> bool:
     owners = (job.get("metadata") or {}).get("ownerReferences") or []
     return any(o.get("controller") and o.get("uid") == uid for o in owners)
@@ -160,17 +154,21 @@ class Reconciler:
             self._template_checks[key] = self.api.dry_run_job(manifest)
         return self._template_checks[key]
 
-    def _judge(self, body: dict[str, Any], owner: Owner) -> judging.Verdict:
+    def _judge(
+        self, body: dict[str, Any], owner: Owner
+    ) -> tuple[judging.Verdict, dict[str, Any] | None]:
+        """Judge the Backfill; also return the raw PartitionedJob read for it (None: absent)."""
         view = judging.load_backfill(body)
         pj_name = view.spec.job_ref.name if view.spec is not None else ""
         pj_body = self.api.get(PARTITIONED_JOBS, owner.namespace, pj_name) if pj_name else None
-        return judging.judge(
+        verdict = judging.judge(
             view,
             judging.load_partitioned_job(pj_name, pj_body),
             self.clock.now(),
             selections=self._selections,
             check_template=functools.partial(self._check_template, owner),
         )
+        return verdict, pj_body
 
     def _job_lock(self, namespace: str, partitioned_job: str) -> threading.Lock:
         """The lock that serializes the passes touching one PartitionedJob's runs."""
@@ -192,14 +190,14 @@ class Reconciler:
         # One pass at a time per PartitionedJob: the partition lock and the job-wide limit are
         # read from the Jobs a pass lists, so a pass must see the Jobs the previous one created
         # and the outcomes it merged (one active operator: kopf peering).
-        with self._job_lock(namespace, _job_ref(body)):
+        with self._job_lock(namespace, judging.raw_job_ref(body)):
             return self._reconcile_locked(namespace, name, body)
 
     def _reconcile_locked(self, namespace: str, name: str, body: dict[str, Any]) -> PassResult:
         uid = body["metadata"]["uid"]
         owner = Owner(namespace, name, uid)
         now = self.clock.now()
-        verdict = self._judge(body, owner)
+        verdict, pj_body = self._judge(body, owner)
         observed = []
         job_key = object_key(namespace, verdict.partitioned_job.name)
         if verdict.backfill.spec is not None:
@@ -216,7 +214,7 @@ class Reconciler:
 
         launched = self._launch(owner, verdict, decision.launches)
         if decision.ledger is not None and not self._merge_ledger(
-            namespace, verdict.partitioned_job.name, decision.ledger
+            namespace, verdict.partitioned_job.name, decision.ledger, pj_body
         ):
             # The PartitionedJob pass has not numbered the ledger yet: record nothing now.
             return PassResult(requeue_after_seconds=LEDGER_NOT_READY_REQUEUE_SECONDS)
@@ -354,12 +352,16 @@ class Reconciler:
         for done in [self._pool.submit(self.api.delete_job, namespace, n) for n in names]:
             done.result()
 
-    def _merge_ledger(self, namespace: str, name: str, update: LedgerUpdate) -> bool:
+    def _merge_ledger(
+        self, namespace: str, name: str, update: LedgerUpdate, body: dict[str, Any] | None
+    ) -> bool:
         """Merge final outcomes into the PartitionedJob's ledger (bounded retries).
 
-        Returns False when the PartitionedJob's status has no ``partitioning`` yet (its pass
-        has not run: the caller records nothing and looks again soon); outcomes of another
-        numbering than the status' are dropped (``planning.ledger``).
+        ``body`` is the PartitionedJob this pass read (tried first: under the PartitionedJob's
+        lock it is current unless a user edited it, then a Conflict re-reads it). Returns
+        False when its status has no ``partitioning`` yet (its pass has not run: the caller
+        records nothing and looks again soon); outcomes of another numbering than the
+        status' are dropped (``planning.ledger``).
         """
         ready = True
 
@@ -374,7 +376,7 @@ class Reconciler:
             new = status.model_copy(update={"ledger": update.apply(status)})
             return None if new == status else new.to_api()
 
-        update_status(self.api, PARTITIONED_JOBS, namespace, name, change)
+        update_status(self.api, PARTITIONED_JOBS, namespace, name, change, body=body)
         return ready
 
     # ------------------------------------------------------------- PartitionedJob pass

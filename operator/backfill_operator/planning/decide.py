@@ -28,7 +28,7 @@ from .admission import Claim, JobWide, grant, shared_view
 from .ledger import LedgerUpdate
 from .observed import JobState, ObservedJob
 from .ranges import IndexSet
-from .state import LaunchRequest, Outcome, PartitionState, group_by_index, observe
+from .state import LaunchRequest, Outcome, PartitionState, observe
 from .times import parse_time
 from .verdict import Verdict
 
@@ -115,7 +115,7 @@ def plan(
     )
     if may_launch(verdict, state):
         launches, requeue, blocked, claim = _launches(verdict, spec, state, shared, claim, now)
-    deletions = _deletions(spec, group_by_index(j for j in jobs if j.owned), state)
+    deletions = _deletions(spec, seen.owned, state)
     return Decision(
         verdict=verdict,
         state=state,

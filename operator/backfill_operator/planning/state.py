@@ -173,17 +173,22 @@ def group_by_index(jobs: Iterable[ObservedJob]) -> dict[int, list[ObservedJob]]:
 
 @dataclass(frozen=True)
 class Observation:
-    """What :func:`observe` returns: the state, new outcomes and the ledger update."""
+    """What :func:`observe` returns.
+
+    The state, the new outcomes, the ledger update, and the Backfill's own Jobs by partition
+    index (each list by ascending attempt).
+    """
 
     state: PartitionState
     outcomes: tuple[Outcome, ...]
     ledger: LedgerUpdate | None
+    owned: dict[int, list[ObservedJob]]
 
 
 def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Observation | None:
     """Merge the previous status with the Backfill's owned Jobs; None without a selection.
 
-    ``jobs`` are the Jobs labelled with the Backfill's UID (only ``owned`` ones count).
+    ``jobs`` are the PartitionedJob's Jobs (only the Backfill's ``owned`` ones count here).
     """
     spec, selection = verdict.backfill.spec, verdict.selection
     if spec is None or selection is None:
@@ -200,7 +205,8 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
     running: dict[int, RunningPartition] = {}
     active_jobs = 0
 
-    for index, attempts in group_by_index(j for j in jobs if j.owned).items():
+    owned = group_by_index(j for j in jobs if j.owned)
+    for index, attempts in owned.items():
         for obs in attempts:
             if obs.state is JobState.ACTIVE:
                 active_jobs += 1
@@ -297,4 +303,4 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
         active_jobs=active_jobs,
         new_failures=tuple(new_failures),
     )
-    return Observation(state, tuple(outcomes), ledger)
+    return Observation(state, tuple(outcomes), ledger, owned)

@@ -58,6 +58,7 @@ __all__ = [
     "load_backfill",
     "load_partitioned_job",
     "new_backfill",
+    "raw_job_ref",
     "resolve_selection",
     "selection_key",
     "validation_summary",
@@ -300,7 +301,7 @@ def judge_objects(
     the rest of the spec cannot be read).
     """
     view = load_backfill(backfill)
-    name = view.spec.job_ref.name if view.spec else _raw_job_name(backfill)
+    name = view.spec.job_ref.name if view.spec else raw_job_ref(backfill)
     return judge(
         view,
         load_partitioned_job(name, partitioned_job),
@@ -310,6 +311,7 @@ def judge_objects(
     )
 
 
-def _raw_job_name(body: Mapping[str, Any]) -> str:
+def raw_job_ref(body: Mapping[str, Any]) -> str:
+    """Return ``spec.jobRef.name`` of a raw Backfill, "" when its spec does not say."""
     ref = (body.get("spec") or {}).get("jobRef")
     return str(ref.get("name", "")) if isinstance(ref, dict) else ""
