@@ -13,6 +13,9 @@ from .model import GROUP
 LABEL_BACKFILL = f"{GROUP}/backfill"
 #: Label: the Backfill's UID (the selector the operator lists a Backfill's Jobs by).
 LABEL_BACKFILL_UID = f"{GROUP}/backfill-uid"
+#: Label on the Jobs (and pods) of a PartitionedJob's scheduled runs: "true" (they have no
+#: Backfill labels; their controller owner is the PartitionedJob).
+LABEL_SCHEDULED = f"{GROUP}/scheduled"
 #: Label: the PartitionedJob's name.
 LABEL_PARTITIONED_JOB = f"{GROUP}/partitioned-job"
 #: Label: the global partition index, decimal.

@@ -43,6 +43,18 @@ MAX_LOCK_HOLDERS = 10
 MAX_RETRIES = 100
 #: Cap of one retry delay, seconds (exponential backoff stops growing there).
 MAX_BACKOFF_SECONDS = 3_600
+#: Largest ``spec.runs.delaySeconds`` and ``startingDeadlineSeconds`` (31 days).
+MAX_SCHEDULE_SECONDS = 31 * 86_400
+#: Largest ``spec.runs.catchUpWindowSeconds`` (10 years).
+MAX_CATCH_UP_WINDOW_SECONDS = 3_660 * 86_400
+#: Default ``spec.runs.startingDeadlineSeconds``.
+DEFAULT_STARTING_DEADLINE_SECONDS = 300
+#: Default ``spec.runs.priority``: above a Backfill's default 0 (airflow#72730: backfills
+#: must not starve the schedule).
+DEFAULT_SCHEDULE_PRIORITY = 100
+#: The run name of a PartitionedJob's scheduled runs in claims, lock holders and metrics
+#: (parentheses: never a Backfill's name).
+SCHEDULE_RUN = "(schedule)"
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> Any:
@@ -66,6 +78,60 @@ class _Model(BaseModel):
     def to_api(self) -> dict[str, Any]:
         """Return the object as the Kubernetes API shows it: camelCase keys, no unset optionals."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# ----------------------------------------------------------------------------- Shared
+
+
+class Order(enum.StrEnum):
+    """Launch order of partitions."""
+
+    OLDEST_FIRST = "OldestFirst"
+    NEWEST_FIRST = "NewestFirst"
+
+
+class Retries(_Model):
+    """Retry policy: a failed partition gets a new Job, after an exponential backoff."""
+
+    limit: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_RETRIES,
+        description="Extra attempts per partition after the first (0: no retries).",
+    )
+    backoff_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=MAX_BACKOFF_SECONDS,
+        description=(
+            "Delay before retry n is backoffSeconds * 2^(n-1) seconds, at most "
+            f"{MAX_BACKOFF_SECONDS}."
+        ),
+    )
+
+
+class Kueue(_Model):
+    """Hand the Backfill's Jobs to Kueue (kueue.sigs.k8s.io): it admits them by quota."""
+
+    queue_name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "LocalQueue in the Backfill's namespace; set as the Jobs' label "
+            "kueue.x-k8s.io/queue-name. The Jobs are created suspended and Kueue starts them."
+        ),
+    )
+    priority_class: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description=(
+            "WorkloadPriorityClass; set as the Jobs' label kueue.x-k8s.io/priority-class (a "
+            "label value: at most 63 characters)."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- PartitionedJob
@@ -130,8 +196,143 @@ class PartitionsDefinition(_Model):
     )
 
 
+class CatchUp(enum.StrEnum):
+    """What the schedule does with partitions it missed (``spec.runs.catchUp``)."""
+
+    #: Run every missed partition within ``catchUpWindowSeconds``.
+    ALL = "All"
+    #: Run only the most recent one; the others stay missing for a Backfill to take.
+    LATEST = "Latest"
+    #: Run none of them (they stay missing and are reported).
+    NONE = "None"
+
+
+class ConcurrencyPolicy(enum.StrEnum):
+    """Whether a scheduled partition may start while an earlier one is unfinished (CronJob's)."""
+
+    #: Up to ``concurrency`` scheduled Jobs at once.
+    ALLOW = "Allow"
+    #: One partition at a time, in order: the next one waits until the previous one
+    #: succeeded or failed for good (its retries included). It is delayed, never skipped.
+    FORBID = "Forbid"
+
+
+class ScheduledRuns(_Model):
+    """Scheduled runs: the PartitionedJob runs each partition once its window has closed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.concurrencyPolicy) || self.concurrencyPolicy != 'Forbid' || "
+                    "!has(self.concurrency) || self.concurrency == 1",
+                    "concurrencyPolicy Forbid runs one partition at a time: leave concurrency "
+                    "unset or 1",
+                )
+            ]
+        }
+    )
+
+    suspend: bool = Field(
+        default=False,
+        description=(
+            "True: start no scheduled partition (running ones finish; Backfills of this job "
+            "keep running). Windows that close meanwhile are missed: catchUp decides on resume."
+        ),
+    )
+    delay_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_SCHEDULE_SECONDS,
+        description=(
+            "Run a partition this many seconds after its window [start, end) closed (late data)."
+        ),
+    )
+    starting_deadline_seconds: int = Field(
+        default=DEFAULT_STARTING_DEADLINE_SECONDS,
+        ge=0,
+        le=MAX_SCHEDULE_SECONDS,
+        description=(
+            "A partition the schedule first considers more than this many seconds after it was "
+            "due (window end + delay), or that was due before the PartitionedJob existed, is "
+            "missed: catchUp decides whether it runs (CronJob's startingDeadlineSeconds)."
+        ),
+    )
+    catch_up: CatchUp = Field(
+        default=CatchUp.ALL,
+        description=(
+            "Missed partitions: All runs every one within catchUpWindowSeconds, Latest only the "
+            "most recent, None none. Those not run are reported in status.runs.missed."
+        ),
+    )
+    catch_up_window_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CATCH_UP_WINDOW_SECONDS,
+        description=(
+            "Missed partitions due longer ago than this are not run by the schedule (reported "
+            "as missed; a Backfill can take them). Unset: no bound (Temporal's catchupWindow)."
+        ),
+    )
+    order: Order = Field(
+        default=Order.OLDEST_FIRST,
+        description="Launch order when several scheduled partitions wait (catch-up).",
+    )
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description="At most this many scheduled Jobs are active at once.",
+    )
+    concurrency_policy: ConcurrencyPolicy = Field(
+        default=ConcurrencyPolicy.ALLOW,
+        description=(
+            "Allow: up to concurrency partitions at once. Forbid: one at a time, in order; the "
+            "next waits for the previous one's retries (never skipped)."
+        ),
+    )
+    priority: int = Field(
+        default=DEFAULT_SCHEDULE_PRIORITY,
+        ge=-MAX_PRIORITY,
+        le=MAX_PRIORITY,
+        description=(
+            "Priority under the job-wide concurrency, as a Backfill's spec.priority; the "
+            f"default {DEFAULT_SCHEDULE_PRIORITY} puts scheduled runs before Backfills of "
+            "default priority 0."
+        ),
+    )
+    retries: Retries = Field(default_factory=Retries, description="Retry policy.")
+    kueue: Kueue | None = Field(
+        default=None, description="Queue the scheduled Jobs in Kueue instead of starting them."
+    )
+    successful_jobs_history_limit: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Finished successful scheduled Jobs kept after their outcome is recorded.",
+    )
+    failed_jobs_history_limit: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Finished failed scheduled Jobs kept after their outcome is recorded.",
+    )
+
+
 class PartitionedJobSpec(_Model):
     """What runs, and how it is partitioned."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.runs) || has(self.partitions.schedule)",
+                    "runs (scheduled runs) needs time partitions: partitions.schedule",
+                    ".runs",
+                )
+            ]
+        }
+    )
 
     partitions: PartitionsDefinition = Field(description="The partitions of this job.")
     job_template: dict[str, Any] = Field(
@@ -157,6 +358,13 @@ class PartitionedJobSpec(_Model):
             "Job-wide limit: at most this many active Jobs of this job at once, across all its "
             "Backfills. Free slots go to the Backfill with the highest spec.priority; equal "
             "priorities share them evenly. Unset: only each Backfill's own concurrency applies."
+        ),
+    )
+    runs: ScheduledRuns | None = Field(
+        default=None,
+        description=(
+            "Scheduled runs (time partitions only): run each partition once its window has "
+            "closed, and catch up missed ones. Unset: only Backfills run this job."
         ),
     )
 
@@ -211,6 +419,9 @@ class PartitionedJobStatus(_Model):
     )
     description: str | None = None
     ledger: PartitionLedger = Field(default_factory=PartitionLedger)
+    runs: ScheduleStatus | None = Field(
+        default=None, description="The scheduled runs (unset when spec.runs is unset)."
+    )
 
 
 # -------------------------------------------------------------------------------- Backfill
@@ -266,63 +477,12 @@ class PartitionRange(_Model):
     )
 
 
-class Order(enum.StrEnum):
-    """Launch order of partitions."""
-
-    OLDEST_FIRST = "OldestFirst"
-    NEWEST_FIRST = "NewestFirst"
-
-
 class Reprocess(enum.StrEnum):
     """Which partitions with a recorded outcome run again (Airflow's reprocess_behavior)."""
 
     MISSING = "Missing"
     FAILED = "Failed"
     ALL = "All"
-
-
-class Retries(_Model):
-    """Retry policy: a failed partition gets a new Job, after an exponential backoff."""
-
-    limit: int = Field(
-        default=0,
-        ge=0,
-        le=MAX_RETRIES,
-        description="Extra attempts per partition after the first (0: no retries).",
-    )
-    backoff_seconds: int = Field(
-        default=10,
-        ge=0,
-        le=MAX_BACKOFF_SECONDS,
-        description=(
-            "Delay before retry n is backoffSeconds * 2^(n-1) seconds, at most "
-            f"{MAX_BACKOFF_SECONDS}."
-        ),
-    )
-
-
-class Kueue(_Model):
-    """Hand the Backfill's Jobs to Kueue (kueue.sigs.k8s.io): it admits them by quota."""
-
-    queue_name: str = Field(
-        min_length=1,
-        max_length=63,
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-        description=(
-            "LocalQueue in the Backfill's namespace; set as the Jobs' label "
-            "kueue.x-k8s.io/queue-name. The Jobs are created suspended and Kueue starts them."
-        ),
-    )
-    priority_class: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=63,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-        description=(
-            "WorkloadPriorityClass; set as the Jobs' label kueue.x-k8s.io/priority-class (a "
-            "label value: at most 63 characters)."
-        ),
-    )
 
 
 class BackfillSpec(_Model):
@@ -534,3 +694,77 @@ class BackfillStatus(_Model):
     start_time: str | None = None
     completion_time: str | None = None
     last_failure_event_time: str | None = None
+
+
+# --------------------------------------------------------------------------- Scheduled runs
+
+
+class MissedPartitions(_Model):
+    """Partitions the schedule did not run (catch-up policy or window) that still lack an outcome.
+
+    A Backfill that runs them takes them off this count.
+    """
+
+    count: int = 0
+    oldest: str | None = Field(default=None, description="Key of the oldest one.")
+    newest: str | None = Field(default=None, description="Key of the newest one.")
+
+
+class ScheduleStatus(_Model):
+    """``status.runs`` of a PartitionedJob: what the schedule decided and how its runs go.
+
+    Index sets use the global partition indices of ``status.partitioning``.
+    """
+
+    partitioning: str | None = Field(
+        default=None, description="The numbering these index sets belong to (fingerprint)."
+    )
+    considered: int | None = Field(
+        default=None,
+        description=(
+            "Highest partition index the schedule has decided on (run or missed); windows "
+            "after it are decided when they come due."
+        ),
+    )
+    scheduled: str = Field(default="", description="Partitions the schedule runs (index set).")
+    missed_set: str = Field(
+        default="", description="Partitions the catch-up policy or window left (index set)."
+    )
+    missed: MissedPartitions = Field(default_factory=MissedPartitions)
+    last_scheduled: str | None = Field(
+        default=None, description="Key of the newest partition the schedule took on."
+    )
+    last_schedule_time: str | None = Field(
+        default=None, description="When the schedule last took partitions on (RFC 3339)."
+    )
+    next_partition: str | None = Field(
+        default=None, description="Key of the next partition to come due (unset: none will)."
+    )
+    next_run_time: str | None = Field(
+        default=None, description="When it comes due: its window end plus delaySeconds."
+    )
+    lag_seconds: int = Field(
+        default=0,
+        description=(
+            "Seconds from the end of the oldest scheduled partition's window without a success "
+            "to the time of this status (0: none)."
+        ),
+    )
+    lag_since: str | None = Field(
+        default=None,
+        description=(
+            "End of the oldest scheduled partition's window without a success (RFC 3339): the "
+            "lag is now minus this. Unset: nothing outstanding."
+        ),
+    )
+    counts: PartitionCounts = Field(default_factory=PartitionCounts)
+    partitions: PartitionSets = Field(default_factory=PartitionSets)
+    running: list[RunningPartition] = Field(default_factory=list)
+    failures: list[FailedPartition] = Field(default_factory=list)
+    waiting: Waiting | None = None
+    message: str = Field(default="", description="What the schedule is doing, in a sentence.")
+    start_time: str | None = None
+    last_failure_event_time: str | None = None
+
+
+PartitionedJobStatus.model_rebuild()

@@ -78,7 +78,10 @@ class Reason(enum.StrEnum):
 
 
 class EventReason(enum.StrEnum):
-    """Reasons of the Events the operator sends about a Backfill (after the status write).
+    """Reasons of the Events the operator sends (after the status write).
+
+    About a Backfill, and about a PartitionedJob's scheduled runs (CatchUp,
+    MissedPartitions, PartitionFailed).
 
     An Invalid Backfill's Warning event uses its Stalled condition's :class:`Reason` instead.
     """
@@ -96,3 +99,8 @@ class EventReason(enum.StrEnum):
     SUSPENDED = "Suspended"
     #: Normal: a suspended Backfill launches again.
     RESUMED = "Resumed"
+    #: Normal, on a PartitionedJob: its schedule takes on missed partitions (catch-up).
+    CATCH_UP = "CatchUp"
+    #: Warning, on a PartitionedJob: the catch-up policy or window left missed partitions
+    #: unrun (count and span; a Backfill can run them).
+    MISSED_PARTITIONS = "MissedPartitions"

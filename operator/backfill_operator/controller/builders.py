@@ -21,17 +21,26 @@ from ..planning.times import rfc3339
 
 @dataclass(frozen=True)
 class Owner:
-    """The Backfill that owns the Jobs: namespace, name and UID."""
+    """The object that owns the Jobs: namespace, name, UID and kind.
+
+    ``kind`` is "Backfill", or "PartitionedJob" for the Jobs of its scheduled runs.
+    """
 
     namespace: str
     name: str
     uid: str
+    kind: str = "Backfill"
+
+    @property
+    def scheduled(self) -> bool:
+        """True for a PartitionedJob's scheduled runs."""
+        return self.kind == "PartitionedJob"
 
     def reference(self) -> dict[str, Any]:
         """Return the controller ownerReference (garbage collection deletes Jobs with it)."""
         return {
             "apiVersion": API_VERSION,
-            "kind": "Backfill",
+            "kind": self.kind,
             "name": self.name,
             "uid": self.uid,
             "controller": True,
@@ -61,9 +70,11 @@ def build_job(
     ``job_template`` is the PartitionedJob's ``spec.jobTemplate`` (a JobTemplateSpec). The
     Job is named ``request.job_name`` and gets the template's labels and annotations plus the
     operator's (:mod:`backfill_operator.api.labels`), a controller ownerReference to the
-    Backfill, and the variables PARTITION_KEY, PARTITION_START, PARTITION_END (RFC 3339, ""
+    owner, and the variables PARTITION_KEY, PARTITION_START, PARTITION_END (RFC 3339, ""
     for static values), PARTITION_INDEX, BACKFILL_NAME and BACKFILL_ATTEMPT on every container
-    and init container. ``spec.ttlSecondsAfterFinished`` is dropped: the operator
+    and init container. A scheduled run's Job (owner kind PartitionedJob) is labelled
+    ``backfill.dev/scheduled: "true"`` instead of with a Backfill, and its BACKFILL_NAME is "".
+    ``spec.ttlSecondsAfterFinished`` is dropped: the operator
     deletes finished Jobs itself once their outcome is recorded, and a Job that vanishes
     earlier would lose its outcome.
 
@@ -77,10 +88,14 @@ def build_job(
     meta = template.get("metadata") or {}
     spec: dict[str, Any] = template.get("spec") or {}
     spec.pop("ttlSecondsAfterFinished", None)
+    run_labels = (
+        {names.LABEL_SCHEDULED: "true"}
+        if owner.scheduled
+        else {names.LABEL_BACKFILL: owner.name, names.LABEL_BACKFILL_UID: owner.uid}
+    )
     job_labels = {
         **(meta.get("labels") or {}),
-        names.LABEL_BACKFILL: owner.name,
-        names.LABEL_BACKFILL_UID: owner.uid,
+        **run_labels,
         names.LABEL_PARTITIONED_JOB: partitioned_job,
         names.LABEL_PARTITION_INDEX: str(request.index),
         names.LABEL_ATTEMPT: str(request.attempt),
@@ -103,14 +118,16 @@ def build_job(
         {"name": "PARTITION_START", "value": rfc3339(request.start)},
         {"name": "PARTITION_END", "value": rfc3339(request.end)},
         {"name": "PARTITION_INDEX", "value": str(request.index)},
-        {"name": "BACKFILL_NAME", "value": owner.name},
+        {"name": "BACKFILL_NAME", "value": "" if owner.scheduled else owner.name},
         {"name": "BACKFILL_ATTEMPT", "value": str(request.attempt)},
     ]
     pod_template: dict[str, Any] = spec.setdefault("template", {})
     pod_meta: dict[str, Any] = pod_template.setdefault("metadata", {})
     pod_meta["labels"] = {
         **(pod_meta.get("labels") or {}),
-        names.LABEL_BACKFILL: owner.name,
+        **({names.LABEL_SCHEDULED: "true"} if owner.scheduled else {}),
+        names.LABEL_PARTITIONED_JOB: partitioned_job,
+        **({} if owner.scheduled else {names.LABEL_BACKFILL: owner.name}),
         names.LABEL_PARTITION_INDEX: str(request.index),
         names.LABEL_ATTEMPT: str(request.attempt),
     }

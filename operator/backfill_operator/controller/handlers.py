@@ -1,14 +1,17 @@
 """kopf handlers: each turns kopf's arguments into a call of the runtime or reconciler.
 
-* one daemon per Backfill runs its reconcile loop (kopf starts it for every Backfill that
-  exists when the operator starts, so a restart resumes every backfill);
+* one daemon per Backfill and one per PartitionedJob run their reconcile loops (kopf starts
+  them for every object that exists when the operator starts, so a restart resumes every
+  backfill and every schedule; the PartitionedJob's loop sleeps until its next window);
 * a spec change of a Backfill (``metadata.generation`` ahead of ``status.observedGeneration``)
-  wakes its loop; a spec change of a PartitionedJob runs its pass and wakes the Backfills that
-  reference it; the operator's own status writes (generation observed) wake nothing;
-* watch events of Jobs labelled with a Backfill wake the loops of every Backfill of the Job's
-  PartitionedJob when the Job ended or went away (a freed slot or partition lock may be
-  another Backfill's to take), and the Job's own Backfill when Kueue started a queued Job
-  (``on.event`` handlers store no progress and add no finalizers on Jobs);
+  wakes its loop; a spec change of a PartitionedJob runs its pass, then wakes its loop and the
+  Backfills that reference it; the operator's own status writes (generation observed) wake
+  nothing;
+* watch events of the operator's Jobs (labelled with a PartitionedJob) wake every run of the
+  Job's PartitionedJob (its Backfills and its schedule) when the Job ended or went away (a
+  freed slot or partition lock may be another run's to take), and the Job's own run when
+  Kueue started a queued Job (``on.event`` handlers store no progress and add no finalizers
+  on Jobs);
 * an index maps each PartitionedJob to the Backfills that reference it.
 
 The :class:`~.runtime.Runtime` reaches the handlers through kopf's memo (``memo.runtime``,
@@ -24,7 +27,12 @@ from typing import Any, cast
 
 import kopf
 
-from ..api.labels import KUEUE_QUEUE_NAME, LABEL_BACKFILL, LABEL_PARTITIONED_JOB
+from ..api.labels import (
+    KUEUE_QUEUE_NAME,
+    LABEL_BACKFILL,
+    LABEL_PARTITIONED_JOB,
+    LABEL_SCHEDULED,
+)
 from ..api.model import BACKFILLS, GROUP, PARTITIONED_JOBS, VERSION
 from ..planning.naming import object_key
 from ..planning.observed import JobState, job_state
@@ -107,7 +115,7 @@ def backfill_event(
         runtime.wake(_ns(namespace), name)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_BACKFILL: kopf.PRESENT})
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_PARTITIONED_JOB: kopf.PRESENT})
 def job_event(
     *,
     namespace: str | None,
@@ -118,24 +126,42 @@ def job_event(
     memo: Any,
     **kwargs: Any,
 ) -> None:
-    """Wake the Backfills a Job event matters to.
+    """Wake the runs a Job event matters to.
 
-    A Job that ended or was deleted frees a slot (of its Backfill and of the job-wide limit)
-    and a partition lock: every Backfill of its PartitionedJob is woken, so the one that may
-    take it does at once. A Kueue Job that was started (``suspend`` cleared) wakes its own
-    Backfill (queued becomes running). Other updates (pods started, ready) wake nothing.
+    A Job that ended or was deleted frees a slot (of its run and of the job-wide limit) and a
+    partition lock: every run of its PartitionedJob is woken (its Backfills and its
+    schedule), so the one that may take it does at once. A Kueue Job that was started
+    (``suspend`` cleared) wakes its own run (queued becomes running). Other updates (pods
+    started, ready) wake nothing.
     """
     runtime = _runtime(memo)
     ns = _ns(namespace)
+    job = labels[LABEL_PARTITIONED_JOB]
     state = job_state(list(status.get("conditions") or []))[0]
     if type == "DELETED" or state is not JobState.ACTIVE:
         index: kopf.Index[str, str] = kwargs["backfills_by_job"]
-        woken = set(index.get(object_key(ns, labels.get(LABEL_PARTITIONED_JOB, "")), []))
-        woken.add(labels[LABEL_BACKFILL])
-        for backfill in woken:
+        for backfill in set(index.get(object_key(ns, job), [])):
             runtime.wake(ns, backfill)
+        if LABEL_BACKFILL in labels:
+            runtime.wake(ns, labels[LABEL_BACKFILL])
+        runtime.wake_job(ns, job)
     elif KUEUE_QUEUE_NAME in labels and spec.get("suspend") is False and status.get("active"):
-        runtime.wake(ns, labels[LABEL_BACKFILL])
+        if labels.get(LABEL_SCHEDULED) == "true":
+            runtime.wake_job(ns, job)
+        elif LABEL_BACKFILL in labels:
+            runtime.wake(ns, labels[LABEL_BACKFILL])
+
+
+@kopf.daemon(GROUP, VERSION, PARTITIONED_JOBS, cancellation_timeout=10.0)
+async def partitioned_job_worker(
+    *, namespace: str | None, name: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any
+) -> None:
+    """Run the PartitionedJob's loop (status, scheduled runs) until deleted or stopping."""
+
+    def stop_wait(timeout: float | None) -> Awaitable[object]:
+        return cast(Awaitable[object], stopped.wait(timeout))
+
+    await _runtime(memo).run_job_worker(_ns(namespace), name, stopped.is_set, stop_wait)
 
 
 @kopf.on.event(GROUP, VERSION, PARTITIONED_JOBS)
@@ -149,13 +175,17 @@ async def partitioned_job_event(
     memo: Any,
     **kwargs: Any,
 ) -> None:
-    """On a spec change or deletion: refresh its status, wake the Backfills that use it."""
+    """On a spec change or deletion: run its pass, wake its loop and its Backfills.
+
+    The pass runs here, before the Backfills are woken, so they see its new numbering.
+    """
     runtime = _runtime(memo)
     ns = _ns(namespace)
     if type != "DELETED":
         if not spec_unobserved(meta, status):
-            return  # a status write (the ledger): nothing for the Backfills to do
+            return  # a status write (the ledger, the schedule): nothing to do
         await asyncio.to_thread(runtime.reconciler.reconcile_partitioned_job, ns, name)
+        runtime.wake_job(ns, name)
     index: kopf.Index[str, str] = kwargs["backfills_by_job"]
     for backfill in index.get(object_key(ns, name), []):
         runtime.wake(ns, backfill)

@@ -8,7 +8,8 @@ Backfill is deleted, so dashboards do not show ghosts.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import (
     REGISTRY,
@@ -19,19 +20,66 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from ..api.model import PARTITION_STATES, BackfillStatus, Phase
+from .. import clock as clocks
+from ..api.model import PARTITION_STATES, BackfillStatus, Phase, ScheduledRuns, ScheduleStatus
+from ..planning.runs import TakeOn
 from ..planning.state import Outcome
+from ..planning.times import parse_time
 
 RESULTS = ("succeeded", "failed")
+#: ``how`` label values of ``backfill_schedule_partitions_total``.
+TAKEN = ("on_time", "caught_up", "missed")
 _BF = ("namespace", "backfill")
+_PJ = ("namespace", "partitioned_job")
+
+
+class _LagCollector(Collector):
+    """``backfill_schedule_lag_seconds``, computed at scrape time from ``status.runs.lagSince``.
+
+    A gauge set by passes would stand still between them; a schedule whose passes stopped is
+    exactly the one whose lag must keep growing.
+    """
+
+    def __init__(self, clock: clocks.Clock) -> None:
+        self._clock = clock
+        self._since: dict[tuple[str, str], float | None] = {}
+        self._lock = threading.Lock()
+
+    def set(self, namespace: str, job: str, since: float | None) -> None:
+        with self._lock:
+            self._since[(namespace, job)] = since
+
+    def forget(self, namespace: str, job: str) -> None:
+        with self._lock:
+            self._since.pop((namespace, job), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "backfill_schedule_lag_seconds",
+            "Seconds from the end of the oldest scheduled partition's window without a success "
+            "to now (0: nothing outstanding).",
+            labels=_PJ,
+        )
+        now = self._clock.now().timestamp()
+        with self._lock:
+            items = list(self._since.items())
+        for (namespace, job), since in items:
+            family.add_metric([namespace, job], 0.0 if since is None else max(0.0, now - since))
+        yield family
+
+
 _DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, float("inf"))
 
 
 class Metrics:
     """The operator's metrics, registered in one registry (default: the global one)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, clock: clocks.Clock = clocks.SYSTEM
+    ) -> None:
         reg = registry if registry is not None else REGISTRY
         self.partitions = Gauge(
             "backfill_partitions",
@@ -106,6 +154,37 @@ class Metrics:
             "backfill_partitioned_job_concurrency_limit",
             "spec.concurrency of a PartitionedJob (the job-wide limit); absent when unset.",
             ("namespace", "partitioned_job"),
+            registry=reg,
+        )
+        self.schedule_lag = _LagCollector(clock)
+        reg.register(self.schedule_lag)
+        self.schedule_missed = Gauge(
+            "backfill_schedule_missed_partitions",
+            "Partitions a PartitionedJob's schedule missed and did not run (catch-up policy or "
+            "window) that still have no outcome.",
+            _PJ,
+            registry=reg,
+        )
+        self.schedule_next = Gauge(
+            "backfill_schedule_next_run_timestamp_seconds",
+            "When the schedule's next partition comes due (window end plus delay), Unix time.",
+            _PJ,
+            registry=reg,
+        )
+        self.schedule_last = Gauge(
+            "backfill_schedule_last_schedule_timestamp_seconds",
+            "When the schedule last took partitions on, Unix time.",
+            _PJ,
+            registry=reg,
+        )
+        self.schedule_suspended = Gauge(
+            "backfill_schedule_suspended", "1 while spec.runs.suspend is true.", _PJ, registry=reg
+        )
+        self.schedule_taken = Counter(
+            "backfill_schedule_partitions",
+            "Partitions the schedule decided on, by how: on_time (run when due), caught_up "
+            "(missed, run by the catch-up policy), missed (missed, not run).",
+            (*_PJ, "how"),
             registry=reg,
         )
         self._jobs: dict[tuple[str, str], str] = {}
@@ -185,6 +264,49 @@ class Metrics:
         if job is not None:
             with contextlib.suppress(KeyError):
                 self.info.remove(namespace, name, job)
+
+    def observe_schedule(
+        self,
+        namespace: str,
+        job: str,
+        runs: ScheduledRuns,
+        status: ScheduleStatus,
+        take: TakeOn,
+    ) -> None:
+        """Set the schedule gauges of PartitionedJob namespace/job from its ``status.runs``."""
+        since = parse_time(status.lag_since)
+        self.schedule_lag.set(namespace, job, None if since is None else since.timestamp())
+        self.schedule_missed.labels(namespace, job).set(status.missed.count)
+        self.schedule_suspended.labels(namespace, job).set(1 if runs.suspend else 0)
+        for gauge, text in (
+            (self.schedule_next, status.next_run_time),
+            (self.schedule_last, status.last_schedule_time),
+        ):
+            at = parse_time(text)
+            if at is None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, job)
+            else:
+                gauge.labels(namespace, job).set(at.timestamp())
+        for how, taken in zip(TAKEN, (take.on_time, take.caught_up, take.left), strict=True):
+            counter = self.schedule_taken.labels(namespace, job, how)
+            if taken:
+                counter.inc(len(taken))
+
+    def forget_schedule(self, namespace: str, job: str) -> None:
+        """Remove the schedule series of PartitionedJob namespace/job."""
+        self.schedule_lag.forget(namespace, job)
+        for gauge in (
+            self.schedule_missed,
+            self.schedule_next,
+            self.schedule_last,
+            self.schedule_suspended,
+        ):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, job)
+        for how in TAKEN:
+            with contextlib.suppress(KeyError):
+                self.schedule_taken.remove(namespace, job, how)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

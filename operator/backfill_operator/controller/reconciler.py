@@ -29,12 +29,21 @@ import functools
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import clock as clocks
 from ..api import labels
-from ..api.model import API_VERSION, BACKFILLS, PARTITIONED_JOBS, BackfillStatus
+from ..api.model import (
+    API_VERSION,
+    BACKFILLS,
+    PARTITIONED_JOBS,
+    SCHEDULE_RUN,
+    BackfillStatus,
+    PartitionedJobStatus,
+)
+from ..planning import naming
+from ..planning import runs as runs_planning
 from ..planning import verdict as judging
 from ..planning.admission import Claim
 from ..planning.decide import Decision, plan
@@ -45,6 +54,7 @@ from ..planning.partitioned_job import partitioned_job_status
 from ..planning.space import Partition
 from ..planning.state import LaunchRequest
 from ..planning.status import compose_status, status_events
+from ..planning.times import parse_time
 from . import builders
 from .builders import Owner
 from .kube import AlreadyExists, Conflict, KubeApi, QuotaExceeded, Rejected, update_status
@@ -66,13 +76,15 @@ class PassResult:
     ``gone``: the Backfill no longer exists (or is being deleted): stop its loop;
     ``again``: run another pass at once (the status write met a conflict);
     ``wake``: other Backfills (names, same namespace) that should look again now: job-wide
-    slots are free and their claims want them.
+    slots are free and their claims want them; ``wake_job``: likewise a PartitionedJob
+    (name) whose scheduled runs want them.
     """
 
     requeue_after_seconds: float | None = None
     gone: bool = False
     again: bool = False
     wake: tuple[str, ...] = ()
+    wake_job: str | None = None
 
 
 @dataclass
@@ -253,7 +265,12 @@ class Reconciler:
         requeue = decision.requeue_after_seconds
         if launched.error is not None or launched.quota is not None:
             requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
-        return PassResult(requeue_after_seconds=requeue, wake=self._siblings(decision, launched))
+        siblings = self._siblings(decision, launched)
+        return PassResult(
+            requeue_after_seconds=requeue,
+            wake=tuple(s for s in siblings if s != SCHEDULE_RUN),
+            wake_job=verdict.partitioned_job.name if SCHEDULE_RUN in siblings else None,
+        )
 
     @staticmethod
     def _siblings(decision: Decision, launched: _Launched) -> tuple[str, ...]:
@@ -380,21 +397,135 @@ class Reconciler:
         return ready
 
     # ------------------------------------------------------------- PartitionedJob pass
-    def reconcile_partitioned_job(self, namespace: str, name: str) -> None:
-        """Write a PartitionedJob's status (validity, description, numbering) when it changed."""
-        with self._job_lock(namespace, name):
-            self._reconcile_partitioned_job(namespace, name)
+    def reconcile_partitioned_job(self, namespace: str, name: str) -> PassResult:
+        """Run one pass for PartitionedJob namespace/name: its status and its scheduled runs.
 
-    def _reconcile_partitioned_job(self, namespace: str, name: str) -> None:
+        Under the job's lock (its Backfills' passes wait): validity, description and
+        numbering (:func:`~backfill_operator.planning.partitioned_job.partitioned_job_status`);
+        with ``spec.runs``, the schedule's pass (:mod:`backfill_operator.planning.runs`).
+        """
+        started = self.clock.monotonic()
+        try:
+            with self._job_lock(namespace, name):
+                return self._reconcile_partitioned_job(namespace, name)
+        finally:
+            self.metrics.reconcile_seconds.observe(self.clock.monotonic() - started)
 
-        def change(body: dict[str, Any]) -> dict[str, Any] | None:
-            if body["metadata"].get("deletionTimestamp"):
-                return None
-            view = judging.load_partitioned_job(name, body)
-            spec = view.spec if view.spec is not None else view.spec_error
-            assert spec is not None  # found: a spec, or why it cannot be read
-            generation = int(body["metadata"].get("generation") or 0)
-            status = partitioned_job_status(spec, view.status, generation, self.clock.now())
-            return None if status == view.status else status.to_api()
+    def _reconcile_partitioned_job(self, namespace: str, name: str) -> PassResult:
+        body = self.api.get(PARTITIONED_JOBS, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            self.forget_schedule(namespace, name)
+            return PassResult(gone=True)
+        now = self.clock.now()
+        meta = body["metadata"]
+        view = judging.load_partitioned_job(name, body)
+        spec = view.spec if view.spec is not None else view.spec_error
+        assert spec is not None  # found: a spec, or why it cannot be read
+        generation = int(meta.get("generation") or 0)
+        base = partitioned_job_status(spec, view.status, generation, now)
+        owner = Owner(namespace, name, meta["uid"], kind="PartitionedJob")
+        t_hash = naming.template_hash(view.spec.job_template) if view.spec else ""
+        rv = runs_planning.judge_runs(
+            replace(view, status=base),
+            namespace=namespace,
+            uid=owner.uid,
+            generation=generation,
+            created=parse_time(meta.get("creationTimestamp")) or now,
+            now=now,
+            template_hash=t_hash,
+            check_template=functools.partial(self._check_template, owner),
+        )
+        if rv is None:
+            status = base.model_copy(update={"runs": None})
+            if status != view.status:
+                self._write_status(body, status)
+            self.forget_schedule(namespace, name)
+            return PassResult()
+        if rv.take.changed:
+            # Record what the schedule takes on before acting on it: the policy is applied
+            # once, even if the operator stops between here and the Jobs' creation.
+            recorded = rv.previous.model_copy(
+                update={
+                    "partitioning": rv.space.fingerprint,
+                    "considered": rv.take.considered,
+                    "scheduled": str(rv.take.scheduled),
+                    "missed_set": str(rv.take.missed),
+                }
+            )
+            if not self._write_status(body, base.model_copy(update={"runs": recorded})):
+                return PassResult(again=True)
+            body = self.api.get(PARTITIONED_JOBS, namespace, name)
+            if body is None:
+                return PassResult(gone=True)
+        me = object_key(namespace, SCHEDULE_RUN)
+        job_key = object_key(namespace, name)
+        series = runs_planning.series_name(name)
+        raw = self.api.list_jobs(namespace, f"{labels.LABEL_PARTITIONED_JOB}={name}")
+        observed = [j for j in (observe_job(r, owner.uid) for r in raw) if j is not None]
+        with self._locks_guard:
+            others = [c for k, c in self._claims.get(job_key, {}).items() if k != me]
+        decision = runs_planning.plan_runs(rv, observed, others)
+        if decision.claim is not None:
+            with self._locks_guard:
+                self._claims.setdefault(job_key, {})[me] = decision.claim
+        launched = self._launch(owner, rv.verdict, decision.launches)
+        merged = base
+        if decision.ledger is not None and decision.ledger.applies_to(base):
+            merged = base.model_copy(update={"ledger": decision.ledger.apply(base)})
+        runs_status = runs_planning.compose_runs_status(
+            rv,
+            decision,
+            launched.requests,
+            ledger=merged,
+            created=launched.created_at,
+            launch_error=launched.error,
+            quota=launched.quota,
+        )
+        status = merged.model_copy(update={"runs": runs_status})
+        current = judging.load_partitioned_job(name, body).status
+        if status != current and not self._write_status(body, status):
+            self.metrics.record(namespace, series, (), launched.created)
+            return PassResult(again=True)
+        self._delete(namespace, decision.deletions)
+        for intent in runs_planning.runs_events(rv, decision, runs_status):
+            self.api.create_event(
+                builders.build_event(
+                    involved=involved_object(body),
+                    event_type=intent.type,
+                    reason=intent.reason,
+                    message=intent.message,
+                    now=now,
+                )
+            )
+        self.metrics.record(namespace, series, decision.outcomes, launched.created)
+        run_spec = rv.verdict.backfill.spec
+        assert run_spec is not None  # the schedule's view always has one
+        self.metrics.observe_status(
+            namespace,
+            series,
+            name,
+            run_spec.concurrency,
+            runs_planning.as_backfill_status(runs_status),
+        )
+        self.metrics.observe_schedule(namespace, name, rv.runs, runs_status, rv.take)
+        requeue = runs_planning.next_requeue(rv, decision)
+        if launched.error is not None or launched.quota is not None:
+            requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
+        return PassResult(requeue_after_seconds=requeue, wake=self._siblings(decision, launched))
 
-        update_status(self.api, PARTITIONED_JOBS, namespace, name, change)
+    def _write_status(self, body: dict[str, Any], status: PartitionedJobStatus) -> bool:
+        """Write a PartitionedJob's whole status at ``body``'s resourceVersion; False: Conflict."""
+        try:
+            self.api.replace_status(PARTITIONED_JOBS, body, status.to_api())
+        except Conflict:
+            return False
+        return True
+
+    def forget_schedule(self, namespace: str, name: str) -> None:
+        """Drop what memory holds about PartitionedJob namespace/name's schedule."""
+        with self._locks_guard:
+            self._claims.get(object_key(namespace, name), {}).pop(
+                object_key(namespace, SCHEDULE_RUN), None
+            )
+        self.metrics.forget_schedule(namespace, name)
+        self.metrics.forget(namespace, runs_planning.series_name(name))

@@ -1,8 +1,9 @@
-"""The loops that drive reconcile passes: one worker per Backfill, woken by watch events.
+"""The loops that drive reconcile passes: one worker per Backfill and per PartitionedJob.
 
-A worker (run by a kopf daemon) waits for a wake-up (a Job or Backfill watch event) or for the
-planner's requeue time, then runs a pass in a thread. Wake-ups that arrive during a pass
-coalesce into one more pass. Errors back off exponentially (1 s doubling to 60 s).
+A worker (run by a kopf daemon) waits for a wake-up (a Job, Backfill or PartitionedJob watch
+event) or for the planner's requeue time (a retry, the next scheduled window), then runs a
+pass in a thread. Wake-ups that arrive during a pass coalesce into one more pass. Errors back
+off exponentially (1 s doubling to 60 s).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from ..planning.naming import object_key
-from .reconciler import Reconciler
+from .reconciler import PassResult, Reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +23,12 @@ RESYNC_SECONDS = 300.0
 MAX_ERROR_BACKOFF_SECONDS = 60.0
 
 StopWait = Callable[[float | None], Awaitable[object]]
+#: Key prefix of PartitionedJob workers (Backfill workers use the plain object key).
+_JOB = "partitionedjob:"
 
 
 class Runtime:
-    """Per-Backfill workers: wake-ups by key, one pass at a time per Backfill."""
+    """Per-object workers: wake-ups by key, one pass at a time per object."""
 
     def __init__(self, reconciler: Reconciler) -> None:
         self.reconciler = reconciler
@@ -37,6 +40,12 @@ class Runtime:
         if event is not None:
             event.set()
 
+    def wake_job(self, namespace: str, name: str) -> None:
+        """Ask the worker of PartitionedJob namespace/name (its scheduled runs) for a pass."""
+        event = self._wakeups.get(_JOB + object_key(namespace, name))
+        if event is not None:
+            event.set()
+
     async def run_worker(
         self, namespace: str, name: str, is_stopped: Callable[[], bool], stop_wait: StopWait
     ) -> None:
@@ -45,26 +54,67 @@ class Runtime:
         ``stop_wait(timeout)`` must return an awaitable that completes when the worker is
         asked to stop or after ``timeout`` seconds (kopf's ``stopped.wait``).
         """
-        key = object_key(namespace, name)
-        wake = self._wakeups.setdefault(key, asyncio.Event())
         metrics = self.reconciler.metrics
         metrics.touch(namespace, name)
+        try:
+            await self._loop(
+                object_key(namespace, name),
+                "Backfill",
+                lambda: self.reconciler.reconcile(namespace, name),
+                lambda: metrics.error(namespace, name),
+                is_stopped,
+                stop_wait,
+            )
+        finally:
+            self.reconciler.forget(namespace, name)
+            # Deleted (or the operator stops): no series of this Backfill may linger.
+            metrics.forget(namespace, name)
+
+    async def run_job_worker(
+        self, namespace: str, name: str, is_stopped: Callable[[], bool], stop_wait: StopWait
+    ) -> None:
+        """Run PartitionedJob passes (status, scheduled runs) until ``is_stopped()``."""
+        try:
+            await self._loop(
+                _JOB + object_key(namespace, name),
+                "PartitionedJob",
+                lambda: self.reconciler.reconcile_partitioned_job(namespace, name),
+                lambda: None,
+                is_stopped,
+                stop_wait,
+            )
+        finally:
+            self.reconciler.forget_schedule(namespace, name)
+
+    async def _loop(
+        self,
+        key: str,
+        kind: str,
+        one_pass: Callable[[], PassResult],
+        count_error: Callable[[], None],
+        is_stopped: Callable[[], bool],
+        stop_wait: StopWait,
+    ) -> None:
+        wake = self._wakeups.setdefault(key, asyncio.Event())
+        namespace = key.removeprefix(_JOB).split("/", 1)[0]  # object_key's spelling
         error_backoff = 1.0
         try:
             while not is_stopped():
                 wake.clear()
                 timeout: float | None
                 try:
-                    result = await asyncio.to_thread(self.reconciler.reconcile, namespace, name)
+                    result = await asyncio.to_thread(one_pass)
                 except Exception:
-                    logger.exception("reconcile of Backfill %s failed", key)
-                    metrics.error(namespace, name)
+                    logger.exception("reconcile of %s %s failed", kind, key)
+                    count_error()
                     timeout = error_backoff
                     error_backoff = min(error_backoff * 2, MAX_ERROR_BACKOFF_SECONDS)
                 else:
                     error_backoff = 1.0
                     for other in result.wake:
                         self.wake(namespace, other)
+                    if result.wake_job:
+                        self.wake_job(namespace, result.wake_job)
                     if result.gone:
                         return
                     if result.again:
@@ -75,9 +125,6 @@ class Runtime:
                 await self._sleep(wake, timeout, stop_wait)
         finally:
             self._wakeups.pop(key, None)
-            self.reconciler.forget(namespace, name)
-            # Deleted (or the operator stops): no series of this Backfill may linger.
-            metrics.forget(namespace, name)
 
     @staticmethod
     async def _sleep(wake: asyncio.Event, timeout: float, stop_wait: StopWait) -> None:

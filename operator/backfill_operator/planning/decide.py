@@ -111,7 +111,11 @@ def plan(
     requeue: float | None = None
     blocked = Blocked()
     claim = Claim(
-        verdict.backfill.name, spec.priority, state.active_jobs, state.active_jobs, _started(state)
+        verdict.backfill.run_name,
+        spec.priority,
+        state.active_jobs,
+        state.active_jobs,
+        _started(state),
     )
     if may_launch(verdict, state):
         launches, requeue, blocked, claim = _launches(verdict, spec, state, shared, claim, now)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..api import labels
+from ..api.model import SCHEDULE_RUN
 from .times import parse_time
 
 
@@ -36,7 +37,7 @@ class ObservedJob:
     aware UTC datetimes; ``message`` is the reason and message of the Failed condition (""
     otherwise). ``suspended`` is an active Job with ``spec.suspend: true`` (Kueue holds it:
     queued); ``partitioning`` the numbering its index belongs to ("" on Jobs made before the
-    label existed).
+    label existed). A Job of the PartitionedJob's scheduled runs has ``run`` ``(schedule)``.
     """
 
     name: str
@@ -116,7 +117,11 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
         message=message,
         deleting=bool(meta.get("deletionTimestamp")),
         suspended=state is JobState.ACTIVE and spec.get("suspend") is True,
-        run=job_labels.get(labels.LABEL_BACKFILL, ""),
+        run=(
+            SCHEDULE_RUN
+            if job_labels.get(labels.LABEL_SCHEDULED) == "true"
+            else job_labels.get(labels.LABEL_BACKFILL, "")
+        ),
         run_uid=job_labels.get(labels.LABEL_BACKFILL_UID, ""),
         partitioning=job_labels.get(labels.LABEL_PARTITIONING, ""),
     )

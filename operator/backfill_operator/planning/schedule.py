@@ -182,6 +182,7 @@ class TimePartitions(PartitionSpace):
             )
         start_epoch = parsed[0] + (0 if parsed[1] else 1)
         bound = _epoch_floor(now)
+        self._end: int | None = None
         if end is not None:
             parsed_end = _parse_timestamp(end, tz)
             if parsed_end is None:
@@ -192,6 +193,7 @@ class TimePartitions(PartitionSpace):
             if parsed_end[0] <= start_epoch:
                 raise PartitionError(f'schedule.end "{end}" is not after schedule.start "{start}"')
             bound = min(bound, parsed_end[0])
+            self._end = parsed_end[0]
         t0 = self._walk.first_at_or_after(start_epoch)
         if t0 is None:
             raise PartitionError(
@@ -343,19 +345,84 @@ class TimePartitions(PartitionSpace):
         O(local days from start to the bound); the result is cached.
         """
         if self._last_index is False:
-            count = 0
-            bound = self._bound
-            if self._t0 <= bound:
-                for base, secs, lo in self._walk.chunks(self._t0):
-                    if base + secs[-1] <= bound:
-                        count += len(secs) - lo
-                        continue
-                    count += bisect_right(secs, bound - base, lo) - lo
-                    break
-            self._last_index = count - 2 if count >= 2 else None
+            self._last_index = self.last_index_at(self._bound)
         result = self._last_index
         assert result is not False
         return result
+
+    def last_index_at(self, epoch: int) -> int | None:
+        """Return the highest index whose window ends by ``min(end, epoch)``, or None.
+
+        ``epoch`` is in seconds and may lie after ``now`` (the space's bound only applies to
+        :meth:`last_index`). O(local days from start to ``epoch``).
+        """
+        bound = epoch if self._end is None else min(epoch, self._end)
+        count = 0
+        if self._t0 <= bound:
+            for base, secs, lo in self._walk.chunks(self._t0):
+                if base + secs[-1] <= bound:
+                    count += len(secs) - lo
+                    continue
+                count += bisect_right(secs, bound - base, lo) - lo
+                break
+        return count - 2 if count >= 2 else None
+
+    def occurrences(self, first: int, count: int) -> list[int]:
+        """Return ``t_first .. t_(first+count-1)`` (epoch seconds) in one walk.
+
+        Fewer when the schedule ends (croniter finds no next occurrence); ``schedule.end``
+        and ``now`` do not bound it. O(local days from start to ``t_(first+count)``).
+        """
+        out: list[int] = []
+        if count <= 0 or first < 0:
+            return out
+        index = 0
+        for base, secs, lo in self._walk.chunks(self._t0):
+            n = len(secs) - lo
+            if index + n > first:
+                k = lo + max(0, first - index)
+                while k < len(secs) and len(out) < count:
+                    out.append(base + secs[k])
+                    k += 1
+                if len(out) == count:
+                    break
+            index += n
+        return out
+
+    def window_of(self, index: int) -> tuple[int, int] | None:
+        """Return partition ``index``'s window ``(t_i, t_(i+1))`` in epoch seconds, or None.
+
+        Any index, complete or not (used for the next scheduled partition); None when the
+        window would end after ``schedule.end`` or the schedule ends first.
+        """
+        times = self.occurrences(index, 2)
+        if len(times) < 2 or (self._end is not None and times[1] > self._end):
+            return None
+        return times[0], times[1]
+
+    def select_indices(self, indices: IndexSet) -> Selection:
+        """Return the partitions with exactly these (complete) indices, windows looked up lazily.
+
+        For a scheduled run's growing set: O(1) to build; each window asked for costs a walk
+        from the start (cached per selection). Raises ValueError for an empty set.
+        """
+        cache: dict[int, tuple[int, int]] = {}
+
+        def locate(index: int) -> tuple[int, int]:
+            found = cache.get(index)
+            if found is None:
+                window = self.window_of(index)
+                if window is None:
+                    raise KeyError(f"partition index {index} has no complete window")
+                found = cache[index] = window
+            return found
+
+        return Selection(
+            space_fingerprint=self.fingerprint,
+            indices=indices,
+            key_format=self._key_format,
+            locate=locate,
+        )
 
     def _complete_span(self) -> str:
         """Describe the existing partitions, for error messages."""

@@ -89,7 +89,16 @@ class Selection:
     and :meth:`PartitionSpace.select_keys`.
     """
 
-    __slots__ = ("_ends", "_first", "_format", "_indices", "_single", "_space", "_starts")
+    __slots__ = (
+        "_ends",
+        "_first",
+        "_format",
+        "_indices",
+        "_locate",
+        "_single",
+        "_space",
+        "_starts",
+    )
 
     _space: str
     _indices: IndexSet
@@ -98,6 +107,7 @@ class Selection:
     _ends: array[int] | None
     _single: bool
     _first: int
+    _locate: Callable[[int], tuple[int, int]] | None
 
     def __init__(
         self,
@@ -107,13 +117,17 @@ class Selection:
         key_format: Callable[[int, int], str],
         starts: array[int] | None = None,
         ends: array[int] | None = None,
+        locate: Callable[[int], tuple[int, int]] | None = None,
     ) -> None:
         """Wrap a resolved selection (spaces build these; not meant for direct use).
 
         ``key_format(index, start_epoch)`` returns a member's key. ``starts`` holds each
         member's window start in epoch seconds, by rank; ``ends`` the window ends, or None
         when ``indices`` is one interval and ``starts`` has one more entry (``end[r] ==
-        starts[r + 1]``). Both None for static values. Raises ValueError when the set is empty.
+        starts[r + 1]``). Both None for static values. ``locate(index)`` instead returns a
+        member's window ``(start, end)`` in epoch seconds on demand (a scheduled run's growing
+        set, whose windows are looked up only for the few partitions launched). Raises
+        ValueError when the set is empty.
         """
         if not indices:
             raise ValueError("a selection holds at least one partition")
@@ -125,6 +139,7 @@ class Selection:
         set_(self, "_ends", ends)
         set_(self, "_single", indices.interval_count() == 1)
         set_(self, "_first", indices.first())
+        set_(self, "_locate", locate)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Selection is immutable")
@@ -154,9 +169,13 @@ class Selection:
     def _rank(self, index: int) -> int:
         if index not in self._indices:
             raise KeyError(f"partition index {index} is not in this selection")
+        if self._locate is not None:
+            return index  # windows are located by index
         return index - self._first if self._single else self._indices.rank(index)
 
     def _window(self, rank: int) -> tuple[int, int] | None:
+        if self._locate is not None:
+            return self._locate(rank)
         if self._starts is None:
             return None
         start = self._starts[rank]

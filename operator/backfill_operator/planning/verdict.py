@@ -95,7 +95,10 @@ class BackfillView:
     """A Backfill as planning reads it.
 
     ``spec`` is None exactly when ``spec_error`` says why it could not be read. ``status`` is
-    the last written status (empty when unreadable: the next write replaces it).
+    the last written status (empty when unreadable: the next write replaces it). ``run``
+    names the run in claims and lock holders when it is not the Backfill's name (a
+    PartitionedJob's scheduled runs are planned as a Backfill named after the job, run
+    ``(schedule)``: :mod:`.runs`).
     """
 
     name: str
@@ -105,6 +108,12 @@ class BackfillView:
     spec: BackfillSpec | None
     status: BackfillStatus
     spec_error: SpecError | None = None
+    run: str = ""
+
+    @property
+    def run_name(self) -> str:
+        """The run's name in claims and lock holders: ``run``, else the Backfill's name."""
+        return self.run or self.name
 
 
 @dataclass(frozen=True)
