@@ -1,11 +1,14 @@
 # Entry points; see README. Everything sets itself up on a fresh machine.
-.PHONY: demo test bench crds lint fmt cluster-up cluster-down
+.PHONY: demo test test-long bench crds lint fmt cluster-up cluster-down
 
 demo:
 	hack/demo.sh
 
 test:
 	hack/test.sh
+
+test-long:
+	hack/test.sh -m long
 
 bench:
 	hack/bench.sh

@@ -43,6 +43,9 @@ DASHBOARD = ROOT / "dashboards" / "backfill-operator.json"
 JOB = "backfill-operator"  # the scrape job name the alerts expect (chart value metrics.job)
 
 BACKFILL = "metrics-demo"
+#: A PartitionedJob with scheduled runs (daily since 2024, catchUp Latest: one run, the rest
+#: missed), so the "Scheduled runs" panels and the schedule series have data.
+SCHEDULED = "metrics-schedule"
 KEYS = [f"shard-{i:02d}" for i in range(1, 13)]
 FAILING_KEY = "shard-07"
 #: 12 partitions, 3 at a time, 1-3 s each; shard-07 fails on every attempt (one retry). The
@@ -84,6 +87,29 @@ spec:
   retries:
     limit: 1
     backoffSeconds: 1
+---
+apiVersion: backfill.dev/v1alpha1
+kind: PartitionedJob
+metadata:
+  name: {SCHEDULED}
+spec:
+  partitions:
+    schedule: {{cron: "0 0 * * *", start: "2024-01-01"}}
+  runs:
+    catchUp: Latest
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        metadata:
+          annotations:
+            kwok.backfill.dev/duration: 1s
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: work
+              image: registry.example/work:1.0
+              args: ["--date", "$(PARTITION_KEY)"]
 """
 
 
@@ -289,10 +315,11 @@ def scraped_run(cluster: ClusterLike, namespace: str, prometheus: Prometheus) ->
 
 def _substitute(expr: str, namespace: str, run: Run) -> str:
     span = f"{math.ceil(run.end - run.start) + 5}s"
-    # Names are DNS labels: no regex metacharacter but `.`, harmless in =~ matchers.
+    # Names are DNS labels: no regex metacharacter but `.`, harmless in =~ matchers. The
+    # Backfill and the schedule are both picked, as a user picks two values in Grafana.
     out = (
         expr.replace("$namespace", namespace)
-        .replace("$backfill", BACKFILL)
+        .replace("$backfill", f"{BACKFILL}|schedule:{SCHEDULED}")
         .replace("$__rate_interval", "10s")
         .replace("$__range", span)
     )

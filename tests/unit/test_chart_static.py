@@ -4,7 +4,9 @@ The chart is rendered by the real `helm template` (the binary hack/setup.sh buil
 read the rendered objects: Pod Security "restricted", least-privilege RBAC, probes on kopf's
 /healthz, peering, monitoring objects, and that values.schema.json both covers values.yaml and
 makes helm reject bad values. The dashboard's and alerts' PromQL is cross-checked against the
-metric names of docs/design.md (test_prometheus.py evaluates it on a real Prometheus).
+metric names the operator registers (which docs/design.md and docs/observability.md list), and
+promtool pins when the scheduled-runs alerts fire (test_prometheus.py evaluates all of it on a
+real Prometheus).
 """
 
 from __future__ import annotations
@@ -378,9 +380,33 @@ def test_schema_makes_helm_reject_bad_values(
 # ------------------------------------------------------------------ dashboard and alerts
 
 
-def _design_metrics() -> set[str]:
-    text = (ROOT / "docs" / "design.md").read_text()
+def _table_metrics(doc: str) -> set[str]:
+    """The metric names of a doc's metric table (rows starting with a backfill_ name)."""
+    text = (ROOT / "docs" / doc).read_text()
     return set(re.findall(r"^\| `(backfill_[a-z_]+)` \|", text, flags=re.MULTILINE))
+
+
+def _operator_metrics() -> set[str]:
+    """The names the operator exposes: its real registry (counters with their _total)."""
+    from prometheus_client import CollectorRegistry
+
+    from backfill_operator.controller.metrics import Metrics
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    return {
+        f"{family.name}_total" if family.type == "counter" else family.name
+        for family in registry.collect()
+    }
+
+
+def _known_metrics() -> set[str]:
+    """The operator's metrics, once checked against the docs that list them."""
+    known = _operator_metrics()
+    assert _table_metrics("design.md") <= known, _table_metrics("design.md") - known
+    documented = _table_metrics("observability.md")
+    assert documented == known, {"undocumented": known - documented, "unknown": documented - known}
+    return known
 
 
 def _metric_names(expr: str) -> set[str]:
@@ -421,13 +447,18 @@ def test_dashboard_structure() -> None:
         "active jobs vs concurrency",
         "time to completion",
         "reconcile errors",
+        "scheduled runs",
+        "schedule lag",
+        "missed partitions",
+        "taken on, by how",
+        "schedules",
     ):
         assert topic in titles, topic
 
 
-def test_dashboard_queries_use_design_metrics_and_variables() -> None:
-    known = _design_metrics()
-    assert len(known) == 13
+def test_dashboard_queries_use_operator_metrics_and_variables() -> None:
+    known = _known_metrics()
+    assert len(known) == 19
     used: set[str] = set()
     for title, target in _dashboard_targets():
         expr = target["expr"]
@@ -441,8 +472,8 @@ def test_dashboard_queries_use_design_metrics_and_variables() -> None:
     assert used == known, f"metrics without a panel: {known - used}"
 
 
-def test_alerts_use_design_metrics() -> None:
-    known = _design_metrics()
+def test_alerts_use_operator_metrics() -> None:
+    known = _known_metrics()
     rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
     names = {r["alert"] for r in rules}
     assert {
@@ -450,6 +481,8 @@ def test_alerts_use_design_metrics() -> None:
         "BackfillNoProgress",
         "BackfillHighFailureRatio",
         "BackfillReconcileErrors",
+        "BackfillScheduleLagging",
+        "BackfillScheduleMissedPartitions",
     } <= names
     for rule in rules:
         assert _metric_names(rule["expr"]) <= known, rule["alert"]
@@ -457,6 +490,129 @@ def test_alerts_use_design_metrics() -> None:
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
     down = next(r for r in rules if r["alert"] == "BackfillOperatorDown")
     assert 'up{job="backfill-operator"}' in down["expr"]
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool not found: hack/setup.sh installs Debian's prometheus package")
+    return found
+
+
+PJ = 'namespace="data", partitioned_job="hourly"'
+PAUSED = 'namespace="data", partitioned_job="paused"'
+#: Synthetic series (one sample a minute) for the scheduled-runs alerts, and when they fire.
+#: "hourly" has delaySeconds 1h: its partition comes due with lag 3600 and never succeeds (lag
+#: above 2h from minute 63, so firing from 73). "paused" lags more but is suspended.
+SCHEDULE_RULE_TESTS: list[dict[str, Any]] = [
+    {
+        "interval": "1m",
+        "input_series": [
+            {"series": f"backfill_schedule_lag_seconds{{{PJ}}}", "values": "0 0 3600+60x100"},
+            {"series": f"backfill_schedule_suspended{{{PJ}}}", "values": "0x100"},
+            {"series": f"backfill_schedule_lag_seconds{{{PAUSED}}}", "values": "10000+60x100"},
+            {"series": f"backfill_schedule_suspended{{{PAUSED}}}", "values": "1x100"},
+            {"series": f"backfill_schedule_missed_partitions{{{PJ}}}", "values": "0 0 3x40"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "72m", "alertname": "BackfillScheduleLagging"},
+            {
+                "eval_time": "74m",
+                "alertname": "BackfillScheduleLagging",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {
+                            "namespace": "data",
+                            "partitioned_job": "hourly",
+                            "severity": "warning",
+                        }
+                    }
+                ],
+            },
+            {"eval_time": "16m", "alertname": "BackfillScheduleMissedPartitions"},
+            {
+                "eval_time": "17m",
+                "alertname": "BackfillScheduleMissedPartitions",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {
+                            "namespace": "data",
+                            "partitioned_job": "hourly",
+                            "severity": "info",
+                        }
+                    }
+                ],
+            },
+        ],
+    },
+    {  # each partition succeeds less than 10 minutes after the lag passed 2h: quiet
+        "interval": "1m",
+        "input_series": [
+            {  # per 108 minutes: caught up 31, a partition due with lag 3600 that succeeds at
+                # 7500 (above 7200 for 5 minutes), caught up 11
+                "series": f"backfill_schedule_lag_seconds{{{PJ}}}",
+                "values": " ".join(["0x30", "3600+60x65", "0x10"] * 3),
+            },
+            {"series": f"backfill_schedule_missed_partitions{{{PJ}}}", "values": "0x330"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": f"{m}m", "alertname": name}
+            for m in (96, 97, 100, 204, 205, 300)
+            for name in ("BackfillScheduleLagging", "BackfillScheduleMissedPartitions")
+        ],
+    },
+]
+
+
+def test_schedule_alerts_fire_when_pinned(tmp_path: Path) -> None:
+    """promtool: the rules file checks, and the scheduled-runs alerts fire when they should
+    (labels and expanded summary; test_prometheus.py pins the other alerts)."""
+    check = subprocess.run(
+        [_promtool(), "check", "rules", str(ALERTS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    rules = {r["alert"]: r for g in groups for r in g["rules"]}
+    # What to do, in the description: the commands the runbook names.
+    lagging = rules["BackfillScheduleLagging"]["annotations"]["description"]
+    assert "{{ $value | humanizeDuration }}" in lagging
+    assert "--reprocess failed" in lagging
+    missed = rules["BackfillScheduleMissedPartitions"]["annotations"]["description"]
+    assert "`kubectl backfill missing {{ $labels.partitioned_job }}" in missed
+    assert "--create`" in missed
+    # promtool compares annotations whole: keep the summaries, drop the prose.
+    for group in groups:
+        for rule in group["rules"]:
+            rule.get("annotations", {}).pop("description", None)
+    (tmp_path / "alerts.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    summaries = {
+        "BackfillScheduleLagging": "Schedule of PartitionedJob data/hourly is lagging.",
+        "BackfillScheduleMissedPartitions": (
+            "Schedule of PartitionedJob data/hourly missed partitions."
+        ),
+    }
+    tests = json.loads(json.dumps(SCHEDULE_RULE_TESTS))
+    for case in tests[0]["alert_rule_test"]:
+        for alert in case.get("exp_alerts", []):
+            alert["exp_annotations"] = {"summary": summaries[case["alertname"]]}
+    tests_file = tmp_path / "schedule_alerts_test.yaml"
+    tests_file.write_text(
+        yaml.safe_dump({"rule_files": ["alerts.yaml"], "evaluation_interval": "1m", "tests": tests})
+    )
+    done = subprocess.run(
+        [_promtool(), "test", "rules", str(tests_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
 
 
 # ------------------------------------------------------------------- deploy documentation

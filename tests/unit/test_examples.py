@@ -35,6 +35,7 @@ def load(name: str) -> tuple[PartitionedJobSpec, BackfillSpec]:
         ("api-ingestion.yaml", 3, "2024-03-10", "2024-03-12"),
         ("regions.yaml", 3, "us-east-1", "eu-central-1"),
         ("shared-warehouse.yaml", 3, "2024-03-04", "2024-03-06"),
+        ("orders-scheduled.yaml", 366, "2024-01-01", "2024-12-31"),
     ],
 )
 def test_example_selects(name: str, count: int, first: str, last: str) -> None:
@@ -44,3 +45,20 @@ def test_example_selects(name: str, count: int, first: str, last: str) -> None:
     keys = [preview.selection.key(i) for i in preview.launch_order(spec.order)]
     assert len(keys) == count
     assert (keys[0], keys[-1]) == (first, last)
+
+
+def test_scheduled_example_catches_up_seven_days() -> None:
+    """orders-scheduled.yaml, created at NOW after everything before it was missed: the
+    schedule takes on the 7 days due within its catch-up window and reports the rest."""
+    from backfill_operator.api.model import ScheduleStatus
+    from backfill_operator.planning.catchup import take_on
+    from backfill_operator.planning.selection import build_space
+
+    job, _ = load("orders-scheduled.yaml")
+    assert job.runs is not None
+    space = build_space(job, NOW)
+    epoch = int(NOW.timestamp())
+    take = take_on(job.runs, ScheduleStatus(), space, epoch, epoch)
+    keys = [space.format_key(space.occurrences(i, 1)[0]) for i in take.scheduled]
+    assert keys == [f"2026-11-{d}" for d in range(13, 20)]
+    assert len(take.left) == len(take.beyond_window) == take.scheduled.first()

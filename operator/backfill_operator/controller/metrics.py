@@ -289,7 +289,7 @@ class Metrics:
             else:
                 gauge.labels(namespace, job).set(at.timestamp())
         for how, taken in zip(TAKEN, (take.on_time, take.caught_up, take.left), strict=True):
-            counter = self.schedule_taken.labels(namespace, job, how)
+            counter = self.schedule_taken.labels(namespace, job, how)  # created at 0
             if taken:
                 counter.inc(len(taken))
 

@@ -346,7 +346,8 @@ class Reconciler:
             out.created_at[request.index] = stamp
             out.created += 0 if adopted else 1
         if out.quota is not None:
-            self.metrics.quota_refused(owner.namespace, owner.name)
+            series = runs_planning.series_name(owner.name) if owner.scheduled else owner.name
+            self.metrics.quota_refused(owner.namespace, series)
         if failure is not None and not out.requests:
             raise failure
         return out

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from ..planning.naming import object_key
+from ..planning.runs import series_name
 from .reconciler import PassResult, Reconciler
 
 logger = logging.getLogger(__name__)
@@ -73,13 +74,19 @@ class Runtime:
     async def run_job_worker(
         self, namespace: str, name: str, is_stopped: Callable[[], bool], stop_wait: StopWait
     ) -> None:
-        """Run PartitionedJob passes (status, scheduled runs) until ``is_stopped()``."""
+        """Run PartitionedJob passes (status, scheduled runs) until ``is_stopped()``.
+
+        Its metrics are those of its scheduled runs (``backfill="schedule:<name>"``).
+        """
+        metrics = self.reconciler.metrics
+        series = series_name(name)
+        metrics.touch(namespace, series)
         try:
             await self._loop(
                 _JOB + object_key(namespace, name),
                 "PartitionedJob",
                 lambda: self.reconciler.reconcile_partitioned_job(namespace, name),
-                lambda: None,
+                lambda: metrics.error(namespace, series),
                 is_stopped,
                 stop_wait,
             )
