@@ -27,15 +27,12 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import clock as clocks
 from ..api import labels
 from ..api.model import (
-    API_VERSION,
     BACKFILLS,
     PARTITIONED_JOBS,
     SCHEDULE_RUN,
@@ -56,8 +53,9 @@ from ..planning.state import LaunchRequest
 from ..planning.status import compose_status, status_events
 from ..planning.times import parse_time
 from . import builders
+from .actions import JobActions, Launched
 from .builders import Owner
-from .kube import AlreadyExists, Conflict, KubeApi, QuotaExceeded, Rejected, update_status
+from .kube import Conflict, KubeApi, update_status
 from .metrics import Metrics
 
 #: Creates and deletes one pass sends at once (the client's connection pool holds 32).
@@ -87,35 +85,6 @@ class PassResult:
     wake_job: str | None = None
 
 
-@dataclass
-class _Launched:
-    """The launches of a pass that went through, their Jobs' creation times, the refusal."""
-
-    requests: list[LaunchRequest] = field(default_factory=list)
-    created_at: dict[int, str] = field(default_factory=dict)
-    created: int = 0
-    error: str | None = None
-    quota: str | None = None
-
-
-def involved_object(body: dict[str, Any]) -> dict[str, Any]:
-    """Return the ``involvedObject`` reference of an Event about ``body``."""
-    meta = body["metadata"]
-    return {
-        "apiVersion": body.get("apiVersion", API_VERSION),
-        "kind": body.get("kind", "Backfill"),
-        "name": meta["name"],
-        "namespace": meta["namespace"],
-        "uid": meta.get("uid", ""),
-        "resourceVersion": meta.get("resourceVersion", ""),
-    }
-
-
-def _owned_by(job: dict[str, Any], uid: str) -> bool:
-    owners = (job.get("metadata") or {}).get("ownerReferences") or []
-    return any(o.get("controller") and o.get("uid") == uid for o in owners)
-
-
 class Reconciler:
     """Runs reconcile passes (synchronous; one pass at a time per object, any thread)."""
 
@@ -137,7 +106,7 @@ class Reconciler:
         # Each run's latest claim on its PartitionedJob's job-wide limit, by job key then
         # Backfill key (memory only: rebuilt by every Backfill's first pass after a restart).
         self._claims: dict[str, dict[str, Claim]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
+        self.actions = JobActions(api, metrics, parallelism)
 
     # ------------------------------------------------------------------ Backfill pass
     def reconcile(self, namespace: str, name: str) -> PassResult:
@@ -224,7 +193,7 @@ class Reconciler:
             with self._locks_guard:
                 self._claims.setdefault(job_key, {})[me] = decision.claim
 
-        launched = self._launch(owner, verdict, decision.launches)
+        launched = self.actions.launch(owner, verdict, decision.launches)
         if decision.ledger is not None and not self._merge_ledger(
             namespace, verdict.partitioned_job.name, decision.ledger, pj_body
         ):
@@ -250,17 +219,8 @@ class Reconciler:
             except Conflict:
                 self.metrics.record(namespace, name, (), launched.created)
                 return PassResult(again=True)
-        self._delete(namespace, decision.deletions)
-        for intent in status_events(verdict, decision.state, status):
-            self.api.create_event(
-                builders.build_event(
-                    involved=involved_object(body),
-                    event_type=intent.type,
-                    reason=intent.reason,
-                    message=intent.message,
-                    now=now,
-                )
-            )
+        self.actions.delete(namespace, decision.deletions)
+        self.actions.send_events(body, status_events(verdict, decision.state, status), now)
         self._observe(namespace, name, decision, status, launched.created)
         requeue = decision.requeue_after_seconds
         if launched.error is not None or launched.quota is not None:
@@ -273,7 +233,7 @@ class Reconciler:
         )
 
     @staticmethod
-    def _siblings(decision: Decision, launched: _Launched) -> tuple[str, ...]:
+    def _siblings(decision: Decision, launched: Launched) -> tuple[str, ...]:
         """Other runs to wake: job-wide slots stay free after this pass and they want some.
 
         Their claims are from their last pass; waking them makes them take the slots, or
@@ -302,73 +262,6 @@ class Reconciler:
                 decision.shared.active_jobs + created,
                 pj.spec.concurrency if pj.spec is not None else None,
             )
-
-    def _launch(
-        self, owner: Owner, verdict: judging.Verdict, requests: Sequence[LaunchRequest]
-    ) -> _Launched:
-        """Create the Jobs of ``requests`` in parallel; adopt the ones that exist and are ours.
-
-        A refusal (Rejected, or a Job of that name owned by something else) is reported in the
-        result; other errors are raised when no launch went through (the pass is retried),
-        else left for the next pass, which lists what exists.
-        """
-        out = _Launched()
-        pj = verdict.partitioned_job
-        if pj.spec is None or not requests:
-            return out
-        manifests = [
-            builders.build_job(
-                owner=owner,
-                partitioned_job=pj.name,
-                job_template=pj.spec.job_template,
-                request=request,
-                template_hash=verdict.template_hash,
-                partitioning=verdict.fingerprint or "",
-                kueue=verdict.backfill.spec.kueue if verdict.backfill.spec else None,
-            )
-            for request in requests
-        ]
-        futures = [self._pool.submit(self._create, m, owner.uid) for m in manifests]
-        failure: BaseException | None = None
-        for request, future in zip(requests, futures, strict=True):
-            try:
-                stamp, adopted = future.result()
-            except QuotaExceeded as exc:
-                out.quota = out.quota or str(exc)
-                continue
-            except Rejected as exc:
-                out.error = out.error or str(exc)
-                continue
-            except Exception as exc:  # transient: the next pass lists what exists
-                failure = failure or exc
-                continue
-            out.requests.append(request)
-            out.created_at[request.index] = stamp
-            out.created += 0 if adopted else 1
-        if out.quota is not None:
-            series = runs_planning.series_name(owner.name) if owner.scheduled else owner.name
-            self.metrics.quota_refused(owner.namespace, series)
-        if failure is not None and not out.requests:
-            raise failure
-        return out
-
-    def _create(self, manifest: dict[str, Any], owner_uid: str) -> tuple[str, bool]:
-        """Create one Job; return (its creationTimestamp, adopted)."""
-        meta = manifest["metadata"]
-        try:
-            job = self.api.create_job(manifest)
-            return str(job["metadata"].get("creationTimestamp") or ""), False
-        except AlreadyExists:
-            existing = self.api.read_job(meta["namespace"], meta["name"])
-        if existing is None:  # deleted since: the next pass creates it again
-            raise RuntimeError(f'Job "{meta["name"]}" existed and is gone')
-        if not _owned_by(existing, owner_uid):
-            raise Rejected(f'Job "{meta["name"]}" already exists and is not owned by this Backfill')
-        return str(existing["metadata"].get("creationTimestamp") or ""), True
-
-    def _delete(self, namespace: str, names: Sequence[str]) -> None:
-        for done in [self._pool.submit(self.api.delete_job, namespace, n) for n in names]:
-            done.result()
 
     def _merge_ledger(
         self, namespace: str, name: str, update: LedgerUpdate, body: dict[str, Any] | None
@@ -469,7 +362,7 @@ class Reconciler:
         if decision.claim is not None:
             with self._locks_guard:
                 self._claims.setdefault(job_key, {})[me] = decision.claim
-        launched = self._launch(owner, rv.verdict, decision.launches)
+        launched = self.actions.launch(owner, rv.verdict, decision.launches)
         merged = base
         if decision.ledger is not None and decision.ledger.applies_to(base):
             merged = base.model_copy(update={"ledger": decision.ledger.apply(base)})
@@ -487,17 +380,8 @@ class Reconciler:
         if status != current and not self._write_status(body, status):
             self.metrics.record(namespace, series, (), launched.created)
             return PassResult(again=True)
-        self._delete(namespace, decision.deletions)
-        for intent in runs_planning.runs_events(rv, decision, runs_status):
-            self.api.create_event(
-                builders.build_event(
-                    involved=involved_object(body),
-                    event_type=intent.type,
-                    reason=intent.reason,
-                    message=intent.message,
-                    now=now,
-                )
-            )
+        self.actions.delete(namespace, decision.deletions)
+        self.actions.send_events(body, runs_planning.runs_events(rv, decision, runs_status), now)
         self.metrics.record(namespace, series, decision.outcomes, launched.created)
         run_spec = rv.verdict.backfill.spec
         assert run_spec is not None  # the schedule's view always has one

@@ -1,0 +1,146 @@
+"""The Job actions of a pass: create (with adoption), delete, and send Events.
+
+Shared by the Backfill pass and the PartitionedJob pass (:mod:`.reconciler`); the calls go
+through the injected :class:`~.kube.KubeApi`, in parallel on a small thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..api.model import API_VERSION
+from ..planning import runs as runs_planning
+from ..planning import verdict as judging
+from ..planning.state import LaunchRequest
+from ..planning.status import EventIntent
+from . import builders
+from .builders import Owner
+from .kube import AlreadyExists, KubeApi, QuotaExceeded, Rejected
+from .metrics import Metrics
+
+
+@dataclass
+class Launched:
+    """The launches of a pass that went through, their Jobs' creation times, the refusal."""
+
+    requests: list[LaunchRequest] = field(default_factory=list)
+    created_at: dict[int, str] = field(default_factory=dict)
+    created: int = 0
+    error: str | None = None
+    quota: str | None = None
+
+
+def involved_object(body: dict[str, Any]) -> dict[str, Any]:
+    """Return the ``involvedObject`` reference of an Event about ``body``."""
+    meta = body["metadata"]
+    return {
+        "apiVersion": body.get("apiVersion", API_VERSION),
+        "kind": body.get("kind", "Backfill"),
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "uid": meta.get("uid", ""),
+        "resourceVersion": meta.get("resourceVersion", ""),
+    }
+
+
+def _owned_by(job: dict[str, Any], uid: str) -> bool:
+    owners = (job.get("metadata") or {}).get("ownerReferences") or []
+    return any(o.get("controller") and o.get("uid") == uid for o in owners)
+
+
+class JobActions:
+    """Creates and deletes Jobs and sends Events for reconcile passes (thread-safe)."""
+
+    def __init__(self, api: KubeApi, metrics: Metrics, parallelism: int) -> None:
+        self.api = api
+        self.metrics = metrics
+        self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
+
+    def launch(
+        self, owner: Owner, verdict: judging.Verdict, requests: Sequence[LaunchRequest]
+    ) -> Launched:
+        """Create the Jobs of ``requests`` in parallel; adopt the ones that exist and are ours.
+
+        A refusal (Rejected, or a Job of that name owned by something else) is reported in the
+        result; other errors are raised when no launch went through (the pass is retried),
+        else left for the next pass, which lists what exists.
+        """
+        out = Launched()
+        pj = verdict.partitioned_job
+        if pj.spec is None or not requests:
+            return out
+        manifests = [
+            builders.build_job(
+                owner=owner,
+                partitioned_job=pj.name,
+                job_template=pj.spec.job_template,
+                request=request,
+                template_hash=verdict.template_hash,
+                partitioning=verdict.fingerprint or "",
+                kueue=verdict.backfill.spec.kueue if verdict.backfill.spec else None,
+            )
+            for request in requests
+        ]
+        futures = [self._pool.submit(self._create, m, owner) for m in manifests]
+        failure: BaseException | None = None
+        for request, future in zip(requests, futures, strict=True):
+            try:
+                stamp, adopted = future.result()
+            except QuotaExceeded as exc:
+                out.quota = out.quota or str(exc)
+                continue
+            except Rejected as exc:
+                out.error = out.error or str(exc)
+                continue
+            except Exception as exc:  # transient: the next pass lists what exists
+                failure = failure or exc
+                continue
+            out.requests.append(request)
+            out.created_at[request.index] = stamp
+            out.created += 0 if adopted else 1
+        if out.quota is not None:
+            series = runs_planning.series_name(owner.name) if owner.scheduled else owner.name
+            self.metrics.quota_refused(owner.namespace, series)
+        if failure is not None and not out.requests:
+            raise failure
+        return out
+
+    def _create(self, manifest: dict[str, Any], owner: Owner) -> tuple[str, bool]:
+        """Create one Job; return (its creationTimestamp, adopted)."""
+        meta = manifest["metadata"]
+        try:
+            job = self.api.create_job(manifest)
+            return str(job["metadata"].get("creationTimestamp") or ""), False
+        except AlreadyExists:
+            existing = self.api.read_job(meta["namespace"], meta["name"])
+        if existing is None:  # deleted since: the next pass creates it again
+            raise RuntimeError(f'Job "{meta["name"]}" existed and is gone')
+        if not _owned_by(existing, owner.uid):
+            raise Rejected(
+                f'Job "{meta["name"]}" already exists and is not owned by this {owner.kind}'
+            )
+        return str(existing["metadata"].get("creationTimestamp") or ""), True
+
+    def delete(self, namespace: str, names: Sequence[str]) -> None:
+        """Delete Jobs namespace/names in parallel (gone already: fine)."""
+        for done in [self._pool.submit(self.api.delete_job, namespace, n) for n in names]:
+            done.result()
+
+    def send_events(
+        self, body: dict[str, Any], intents: Iterable[EventIntent], now: datetime
+    ) -> None:
+        """Send one Event about ``body`` per intent (after the status write)."""
+        for intent in intents:
+            self.api.create_event(
+                builders.build_event(
+                    involved=involved_object(body),
+                    event_type=intent.type,
+                    reason=intent.reason,
+                    message=intent.message,
+                    now=now,
+                )
+            )
