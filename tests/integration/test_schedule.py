@@ -272,3 +272,23 @@ def _many(api: Api, runs: Runs, count: int, timeout: float) -> None:
     assert runs.indices() == list(range(count))  # each exactly once
     assert runs.max_active <= 20
     assert largest < 256 * 1024, largest
+
+
+def test_an_invalid_schedule_is_stalled_with_an_event_and_no_job(
+    operator: OperatorProcess, api: Api, runs: Runs
+) -> None:
+    job = partitioned_job("broken", cron="0 25 * * *", start="2024-01-01")
+    job["spec"]["runs"] = {"catchUp": "All"}
+    api.create(job)
+
+    def stalled() -> dict[str, Any] | None:
+        conditions = job_status(api, "broken").get("conditions") or []
+        found = [c for c in conditions if c["type"] == "Stalled" and c["status"] == "True"]
+        return found[0] if found else None
+
+    condition = wait_for(stalled, 30, 0.3, message="Stalled")
+    assert condition["reason"] == "InvalidPartitions"
+    (event,) = wait_for(lambda: events(api, "broken", "InvalidPartitions"), 30, 0.3)
+    assert event.type == "Warning" and "0 25 * * *" in event.message
+    assert "runs" not in job_status(api, "broken")
+    assert runs.created == []

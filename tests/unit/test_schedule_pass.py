@@ -138,3 +138,14 @@ def test_the_schedule_waits_for_a_backfills_job_and_skips_what_it_recorded(
     rec.reconcile_partitioned_job(NS, "pj")
     assert len(api.creations) == 10
     assert runs_status(api)["counts"]["skipped"] == 10
+
+
+def test_an_invalid_schedule_sends_one_warning_and_creates_nothing(api: FakeApi) -> None:
+    job = scheduled_job()
+    job["spec"]["partitions"]["schedule"]["cron"] = "0 25 * * *"
+    api.put(PARTITIONED_JOBS, job)
+    rec = reconciler(api)
+    rec.reconcile_partitioned_job(NS, "pj")
+    rec.reconcile_partitioned_job(NS, "pj")
+    assert [e["reason"] for e in api.events] == ["InvalidPartitions"]  # once, not per pass
+    assert api.jobs == {} and "runs" not in api.status(PARTITIONED_JOBS, "pj")

@@ -47,7 +47,7 @@ from ..planning.decide import Decision, plan
 from ..planning.ledger import LedgerUpdate
 from ..planning.naming import object_key
 from ..planning.observed import observe_job
-from ..planning.partitioned_job import partitioned_job_status
+from ..planning.partitioned_job import partitioned_job_events, partitioned_job_status
 from ..planning.space import Partition
 from ..planning.state import LaunchRequest
 from ..planning.status import compose_status, status_events
@@ -329,10 +329,12 @@ class Reconciler:
             template_hash=t_hash,
             check_template=functools.partial(self._check_template, owner),
         )
+        validity = partitioned_job_events(view.status, base)
         if rv is None:
             status = base.model_copy(update={"runs": None})
-            if status != view.status:
-                self._write_status(body, status)
+            if status != view.status and not self._write_status(body, status):
+                return PassResult(again=True)
+            self.actions.send_events(body, validity, now)
             self.forget_schedule(namespace, name)
             return PassResult()
         if rv.take.changed:
@@ -381,7 +383,8 @@ class Reconciler:
             self.metrics.record(namespace, series, (), launched.created)
             return PassResult(again=True)
         self.actions.delete(namespace, decision.deletions)
-        self.actions.send_events(body, runs_planning.runs_events(rv, decision, runs_status), now)
+        events = [*validity, *runs_planning.runs_events(rv, decision, runs_status)]
+        self.actions.send_events(body, events, now)
         self.metrics.record(namespace, series, decision.outcomes, launched.created)
         run_spec = rv.verdict.backfill.spec
         assert run_spec is not None  # the schedule's view always has one

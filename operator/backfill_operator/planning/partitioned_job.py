@@ -13,6 +13,7 @@ from datetime import datetime
 from ..api.model import PartitionedJobSpec, PartitionedJobStatus, PartitionLedger
 from ..api.reasons import ConditionType, Reason
 from . import conditions as cond
+from .status import EventIntent
 from .verdict import InvalidSpec, SpecError, build_space
 
 
@@ -58,3 +59,18 @@ def partitioned_job_status(
             "ledger": ledger,
         }
     )
+
+
+def partitioned_job_events(
+    previous: PartitionedJobStatus, status: PartitionedJobStatus
+) -> list[EventIntent]:
+    """Events for a PartitionedJob's validity: a Warning with the Stalled reason when it
+    becomes invalid or its invalid message changes (as an Invalid Backfill's).
+    """
+    stalled = cond.find(status.conditions, ConditionType.STALLED)
+    if stalled is None or stalled.status != "True":
+        return []
+    old = cond.find(previous.conditions, ConditionType.STALLED)
+    if old is not None and old.status == "True" and old.message == stalled.message:
+        return []
+    return [EventIntent("Warning", Reason(stalled.reason), stalled.message)]

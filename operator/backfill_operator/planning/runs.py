@@ -336,10 +336,14 @@ def runs_events(rv: RunsVerdict, decision: Decision, status: ScheduleStatus) -> 
     """Events about the schedule's pass: catch-up decisions and failed partitions.
 
     CatchUp (Normal) when missed partitions were taken on, MissedPartitions (Warning) when
-    the policy or the window left some, PartitionFailed as for a Backfill.
+    the policy or the window left some, PartitionFailed as for a Backfill, and a Warning with
+    the reason when the apiserver refuses the jobTemplate (once per message).
     """
     take = rv.take
     events: list[EventIntent] = []
+    invalid = rv.verdict.invalid
+    if invalid is not None and rv.previous.message != status.message:
+        events.append(EventIntent("Warning", invalid.reason, status.message))
     policy = rv.runs.catch_up
     if take.caught_up:
         events.append(
