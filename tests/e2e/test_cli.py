@@ -598,3 +598,65 @@ def test_crds_not_installed(kb: Run, cli_env: dict[str, str], tmp_path: Path) ->
     )
     assert "backfill-operator crds | kubectl apply -f -" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_missing_fills_what_the_schedule_left_and_status_shows_the_job(
+    cluster: Any, namespace: str, kb: Run
+) -> None:
+    """A schedule with catchUp None leaves 10 closed hourly windows; `missing --create`
+    creates the Backfill that runs them, after which nothing is missing and the schedule
+    reports no missed partition (issue 10)."""
+    from datetime import UTC, datetime, timedelta
+
+    end = (datetime.now(UTC) - timedelta(minutes=30)).replace(second=0, microsecond=0)
+    start = end - timedelta(hours=10)
+    body = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "PartitionedJob",
+        "metadata": {"name": "hourly", "namespace": namespace},
+        "spec": {
+            "partitions": {
+                "schedule": {
+                    "cron": f"{end.minute} * * * *",
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                }
+            },
+            "runs": {"catchUp": "None"},
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"annotations": {"kwok.backfill.dev/duration": "1s"}},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "main", "image": "example.com/etl:1"}],
+                        },
+                    },
+                }
+            },
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+    def missed() -> int | None:
+        runs = (get_json(cluster, namespace, "pj", "hourly").get("status") or {}).get("runs")
+        return None if runs is None or runs.get("considered") != 9 else runs["missed"]["count"]
+
+    assert wait_for(missed, 30, 0.3, message="the schedule decided") == 10
+    listed = kb("missing hourly -o json")
+    assert listed.returncode == 0, listed.stderr
+    document = json.loads(listed.stdout)
+    assert document["count"] == 10 and document["schedule"]["left"] == 10
+    assert document["ranges"][0]["first"] == start.strftime("%Y-%m-%dT%H:%M")
+    shown = kb("status pj/hourly")
+    assert shown.returncode == 0, shown.stderr
+    text = plain(shown.stdout)
+    assert "missed" in text.lower() and "10 partitions" in text, shown.stdout
+    created = kb("missing hourly --create --yes")
+    assert created.returncode == 0, created.stdout + created.stderr
+    (name,) = backfill_names(cluster, namespace)
+    wait_for(lambda: missed() == 0, 90, 0.5, message="the Backfill filled the missed ones")
+    assert get_json(cluster, namespace, "bf", name)["status"]["counts"]["succeeded"] == 10
+    again = kb("missing hourly -o json")
+    assert again.returncode == 0 and json.loads(again.stdout)["count"] == 0, again.stdout

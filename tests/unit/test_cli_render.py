@@ -1,5 +1,6 @@
 """kubectl backfill, pure parts: names, progress and ETA, the partition grid, previews, tables,
-and command-line errors that never need a cluster (exit 2 / 3)."""
+command-line errors that never need a cluster (exit 2 / 3), and the commands against a fake
+API (retry-failed, status of a PartitionedJob, missing)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 from rich.text import Text
 
+from backfill_operator import clock
 from backfill_operator.api.model import (
     BackfillSpec,
     BackfillStatus,
@@ -24,13 +27,18 @@ from backfill_operator.api.model import (
     PartitionedJobStatus,
     PartitionLedger,
     Reprocess,
+    ScheduledRuns,
+    ScheduleStatus,
     Waiting,
 )
-from backfill_operator.cli import app, documents, render
+from backfill_operator.cli import app, coverage, documents, render
 from backfill_operator.cli.client import Target
-from backfill_operator.cli.commands import manage, specs
+from backfill_operator.cli.commands import job_status, manage, specs
+from backfill_operator.cli.commands import missing as missing_command
 from backfill_operator.cli.commands.session import Session
+from backfill_operator.cli.errors import CliError
 from backfill_operator.planning import ledger, naming
+from backfill_operator.planning.observed import observe_job
 from backfill_operator.planning.ranges import IndexSet
 from backfill_operator.planning.selection import build_space
 from backfill_operator.planning.verdict import PartitionedJobView, judge, new_backfill
@@ -600,6 +608,12 @@ def test_log_unavailable_message() -> None:
         (["logs", "b"], "--partition"),
         (["retry-failed", "b", "--name", "-x"], "--name:"),
         (["frobnicate"], "No such command"),
+        (["status", "cronjob/x"], '"cronjob" is not a type status shows'),
+        (["missing"], "Missing argument"),
+        (["missing", "j", "--create", "-o", "json"], "--create previews the Backfill"),
+        (["missing", "j", "-o", "xml"], "--output"),
+        (["missing", "j", "--queue-priority-class", "hi"], "needs --queue"),
+        (["missing", "j", "--name", "Bad_Name"], "--name:"),
     ],
 )
 def test_usage_errors_exit_2(
@@ -936,13 +950,27 @@ def test_status_document_waiting() -> None:
 
 
 class FakeClient:
-    """The calls ``retry-failed`` makes, against a dict of objects."""
+    """The calls ``retry-failed``, ``status pj/NAME`` and ``missing`` make, against a dict of
+    objects (and a list of Jobs)."""
 
     namespace = "ns"
 
-    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        objects: dict[tuple[str, str], dict[str, Any]],
+        jobs: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.objects = objects
+        self.jobs = jobs or []
         self.created: list[dict[str, Any]] = []
+        self.selectors: list[str] = []
+
+    def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        return [body for (kind, _), body in self.objects.items() if kind == plural]
+
+    def list_jobs(self, selector: str) -> list[dict[str, Any]]:
+        self.selectors.append(selector)
+        return self.jobs
 
     def find(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         return self.objects.get((plural, name))
@@ -993,3 +1021,639 @@ def test_retry_failed_keeps_priority_and_queue() -> None:
     assert created["spec"]["kueue"] == {"queueName": "team-a", "priorityClass": "high"}
     out = session.out.file.getvalue()  # type: ignore[attr-defined]
     assert "no retries, priority 7, Kueue queue team-a (priority class high)" in out
+
+
+# ---------------------------------------------- PartitionedJobs: status pj/NAME, missing
+
+#: A daily PartitionedJob from 2024-01-01 with scheduled runs; at NOW its complete partitions
+#: are 2024-01-01 … 2024-10-31 (indices 0-304). Its ledger: 0-30 and 34-299 succeeded, 300
+#: (2024-10-27) failed; the schedule missed and left 31-33 (2024-02-01 … 02-03), took on
+#: 295-303 and has not decided on 304 yet; 301 runs (a scheduled Job), 302 is queued (a
+#: Backfill's Job Kueue holds). Missing: 31-33, 303, 304.
+RUNS = {"delaySeconds": 600, "catchUp": "None", "catchUpWindowSeconds": 604800}
+
+
+def scheduled_spec(**kw: Any) -> PartitionedJobSpec:
+    raw: dict[str, Any] = {
+        "partitions": {"schedule": {"cron": "0 0 * * *", "start": "2024-01-01"}},
+        "jobTemplate": TEMPLATE,
+        "runs": RUNS,
+    }
+    raw.update(kw)
+    return PartitionedJobSpec.model_validate({k: v for k, v in raw.items() if v is not None})
+
+
+FP = build_space(scheduled_spec(), NOW).fingerprint
+
+
+def pj_object(spec: PartitionedJobSpec | None = None, **status: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Valid", "message": "ok"}],
+        "partitioning": FP,
+        "ledger": {"succeeded": "0-30,34-299", "failed": "300"},
+        "runs": {
+            "partitioning": FP,
+            "considered": 303,
+            "scheduled": "295-303",
+            "missedSet": "31-33",
+            "missed": {"count": 3, "oldest": "2024-02-01", "newest": "2024-02-03"},
+            "lastScheduled": "2024-10-30",
+            "lastScheduleTime": "2024-10-31T00:10:00Z",
+            "nextPartition": "2024-10-31",
+            "nextRunTime": "2024-11-01T00:10:00Z",
+            "lagSeconds": 120000,
+            "lagSince": "2024-10-31T00:00:00Z",
+            "counts": {"total": 9, "succeeded": 5, "failed": 1, "running": 1, "pending": 2},
+            "partitions": {"succeeded": "295-299", "failed": "300", "running": "301"},
+            "running": [
+                {
+                    "key": "2024-10-28",
+                    "index": 301,
+                    "job": "sales-s-301",
+                    "attempt": 1,
+                    "startTime": "2024-11-01T11:59:00Z",
+                }
+            ],
+            "message": "running; lag 120000s; 3 missed (oldest 2024-02-01)",
+        },
+    }
+    base.update(status)
+    return {
+        "metadata": {
+            "name": "sales",
+            "namespace": "ns",
+            "generation": 1,
+            "creationTimestamp": "2024-10-01T00:00:00Z",
+        },
+        "spec": (spec or scheduled_spec()).to_api(),
+        "status": base,
+    }
+
+
+def k8s_job(
+    index: int,
+    *,
+    active: bool = True,
+    suspend: bool = False,
+    partitioning: str = FP,
+    scheduled: bool = False,
+) -> dict[str, Any]:
+    """A raw Job of PartitionedJob "sales", as the operator labels it."""
+    labels = {
+        "backfill.dev/partitioned-job": "sales",
+        "backfill.dev/partition-index": str(index),
+        "backfill.dev/attempt": "1",
+        **({"backfill.dev/partitioning": partitioning} if partitioning else {}),
+        **({"backfill.dev/scheduled": "true"} if scheduled else {"backfill.dev/backfill": "b1"}),
+    }
+    done = {"conditions": [{"type": "Complete", "status": "True"}]}
+    return {
+        "metadata": {"name": f"job-{index}", "labels": labels},
+        "spec": {"suspend": suspend},
+        "status": {} if active else done,
+    }
+
+
+JOBS = [
+    k8s_job(301, scheduled=True),
+    k8s_job(302, suspend=True),
+    k8s_job(5, active=False),
+    k8s_job(303, partitioning="another-numbering"),
+]
+
+
+def backfill_object(name: str, job: str, phase: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "generation": 1,
+            "creationTimestamp": "2024-11-01T11:00:00Z",
+        },
+        "spec": {"jobRef": {"name": job}, **spec},
+        "status": {"phase": phase, "progress": "0/9", "counts": {"total": 9}, "partitioning": FP},
+    }
+
+
+def job_client(pj: dict[str, Any] | None = None, **objects: dict[str, Any]) -> FakeClient:
+    found: dict[tuple[str, str], dict[str, Any]] = {("partitionedjobs", "sales"): pj or pj_object()}
+    found[("backfills", "b1")] = backfill_object(
+        "b1", "sales", "Running", range={"from": "2024-02-02", "to": "2024-02-10"}
+    )
+    found[("backfills", "other")] = backfill_object(
+        "other", "another-job", "Running", range={"from": "2024-01-01"}
+    )
+    for name, body in objects.items():
+        found[("backfills", name)] = body
+    return FakeClient(found, list(JOBS))
+
+
+def fake_session(client: FakeClient, width: int = 100) -> Session:
+    return Session(
+        target=Target(),
+        out=Console(file=io.StringIO(), color_system=None, width=width, soft_wrap=True),
+        err=Console(file=io.StringIO(), color_system=None, width=width),
+        interactive=False,
+        _client=client,  # type: ignore[arg-type]
+    )
+
+
+def out_of(session: Session) -> str:
+    return session.out.file.getvalue()  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+
+
+def test_active_jobs_are_those_of_this_numbering() -> None:
+    raw = [*JOBS, k8s_job(7, partitioning="")]
+    observed = [j for j in (observe_job(r, "") for r in raw) if j is not None]
+    running, queued = coverage.active_jobs(observed, FP)
+    # 5 finished, 303 belongs to another numbering; a Job without the label counts.
+    assert (str(running), str(queued)) == ("7,301", "302")
+
+
+def test_ledger_applies_only_to_its_numbering() -> None:
+    status = PartitionedJobStatus(
+        partitioning="fp", ledger=PartitionLedger(succeeded="0-3", failed="5")
+    )
+    assert coverage.ledger_sets(status, "fp") == (IndexSet.parse("0-3"), IndexSet.parse("5"))
+    assert coverage.ledger_problem(status, "fp") is None
+    assert coverage.ledger_sets(status, "other") is None
+    assert "earlier numbering" in str(coverage.ledger_problem(status, "other"))
+    assert coverage.ledger_sets(PartitionedJobStatus(), "fp") is None
+    assert "has not recorded" in str(coverage.ledger_problem(PartitionedJobStatus(), "fp"))
+
+
+def test_coverage_missing_and_grid_sets() -> None:
+    cov = coverage.coverage_of(
+        IndexSet.parse("0-9"),
+        (IndexSet.parse("0-2,8"), IndexSet.parse("3,9")),
+        (IndexSet.parse("8"), IndexSet.parse("4,12")),
+    )
+    assert str(cov.missing) == "5-7"
+    assert str(coverage.missing_of(cov)) == "5-7"
+    assert str(coverage.missing_of(cov, include_failed=True)) == "3,5-7,9"
+    # A partition that runs again is drawn running, not by its old outcome; 12 is not complete.
+    assert {k: str(v) for k, v in cov.grid_sets().items()} == {
+        "succeeded": "0-2",
+        "failed": "3,9",
+        "running": "8",
+        "queued": "4",
+    }
+    unknown = coverage.coverage_of(IndexSet.parse("0-9"), None, (IndexSet(), IndexSet()))
+    assert not unknown.ledger_known and str(unknown.missing) == "0-9"
+
+
+def test_missing_over_a_million_partitions_is_set_arithmetic() -> None:
+    calls: list[int] = []
+
+    def key(index: int) -> str:
+        calls.append(index)
+        return f"k{index}"
+
+    complete = IndexSet.from_range(0, 999_999)
+    ok = IndexSet.parse("0-499999,500010-999999")
+    cov = coverage.coverage_of(
+        complete, (ok, IndexSet.parse("500003")), (IndexSet.parse("500005"), IndexSet())
+    )
+    missing = coverage.missing_of(cov)
+    assert str(missing) == "500000-500002,500004,500006-500009"
+    ranges = coverage.key_ranges(missing, key)
+    assert [str(r) for r in ranges] == [
+        "k500000 … k500002 (3)",
+        "k500004 (1)",
+        "k500006 … k500009 (4)",
+    ]
+    assert len(calls) == 5  # two keys per range, one for a single partition
+    assert [str(r) for r in coverage.key_ranges(missing, key, limit=1)] == ["k500000 … k500002 (3)"]
+    target = coverage.fill_target(missing, key)
+    assert target.reprocess is Reprocess.MISSING and target.range_from is None
+    assert target.partitions == [
+        f"k{i}" for i in (500000, 500001, 500002, 500004, *range(500006, 500010))
+    ]
+    # Nothing recorded: all million are missing, one range; a Backfill covers them as a range.
+    everything = coverage.missing_of(coverage.coverage_of(complete, None, (IndexSet(), IndexSet())))
+    assert len(everything) == 1_000_000 and everything.interval_count() == 1
+    calls.clear()
+    big = coverage.fill_target(everything, key, include_failed=True)
+    assert (big.partitions, big.range_from, big.range_to) == (None, "k0", "k999999")
+    assert big.reprocess is Reprocess.FAILED and big.count is None
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="no partitions"):
+        coverage.fill_target(IndexSet(), key)
+
+
+def test_fill_target_lists_keys_up_to_the_limit() -> None:
+    at_limit = IndexSet.from_range(0, 9_999)
+    assert coverage.fill_target(at_limit, str).count == 10_000
+    over = IndexSet.parse("0-9999,20000")
+    target = coverage.fill_target(over, str)
+    assert (target.range_from, target.range_to, target.partitions) == ("0", "20000", None)
+
+
+def test_schedule_share_counts_what_the_schedule_decided() -> None:
+    runs = ScheduleStatus(partitioning="fp", considered=20, scheduled="15-20", missed_set="0-9")
+    share = coverage.schedule_share(IndexSet.parse("5-12,18,25-26"), runs, "fp")
+    assert share == coverage.ScheduleShare(left=5, taken=1, undecided=2)
+    assert coverage.schedule_share(IndexSet.parse("1"), runs, "other") is None
+    assert coverage.schedule_share(IndexSet.parse("1"), None, "fp") is None
+    fresh = ScheduleStatus(partitioning="fp")  # nothing considered yet: everything undecided
+    assert coverage.schedule_share(IndexSet.parse("0-4"), fresh, "fp") == (
+        coverage.ScheduleShare(undecided=5)
+    )
+    assert coverage.count_within(IndexSet.parse("0-99"), IndexSet.parse("10-19,50,200")) == 11
+
+
+@pytest.mark.parametrize(
+    ("ref", "parsed"),
+    [
+        ("b1", (None, "b1")),
+        ("pj/sales", ("partitionedjobs", "sales")),
+        ("PartitionedJob/sales", ("partitionedjobs", "sales")),
+        ("partitionedjobs.backfill.dev/sales", ("partitionedjobs", "sales")),
+        ("bf/b1", ("backfills", "b1")),
+        ("backfill.backfill.dev/b1", ("backfills", "b1")),
+    ],
+)
+def test_status_reference(ref: str, parsed: tuple[str | None, str]) -> None:
+    assert job_status.parse_ref(ref) == parsed
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("cronjob/x", '"cronjob" is not a type status shows'),
+        ("pj/", "does not name an object: give pj/NAME"),
+        ("pj/a/b", "does not name an object"),
+        ("", "name a Backfill or a PartitionedJob"),
+    ],
+)
+def test_status_reference_errors(ref: str, message: str) -> None:
+    with pytest.raises(CliError, match=re.escape(message)):
+        job_status.parse_ref(ref)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (45, "45s"), (600, "10m"), (5400, "1h 30m"), (604800, "7d"), (86401, "1d 1s")],
+)
+def test_format_span(seconds: int, text: str) -> None:
+    assert render.format_span(seconds) == text
+
+
+def test_describe_runs() -> None:
+    assert render.describe_runs(ScheduledRuns()) == (
+        "as each window closes; catch-up All (missed when over 5m late); 1 at a time (Allow); "
+        "priority 100; no retries"
+    )
+    runs = ScheduledRuns.model_validate(
+        {
+            "delaySeconds": 600,
+            "catchUp": "Latest",
+            "catchUpWindowSeconds": 604800,
+            "startingDeadlineSeconds": 60,
+            "concurrencyPolicy": "Forbid",
+            "retries": {"limit": 2},
+            "kueue": {"queueName": "q", "priorityClass": "high"},
+        }
+    )
+    assert render.describe_runs(runs) == (
+        "10m after each window closes; catch-up Latest within 7d (missed when over 1m late); "
+        "one at a time, in order (Forbid); priority 100; 2 retries (backoff 10s); Kueue queue q "
+        "(priority class high)"
+    )
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_status_of_a_partitioned_job() -> None:
+    client = job_client()
+    session = fake_session(client)
+    assert job_status.status(session, "sales", watch=False, output="text", interval=1) == 0
+    out = out_of(session)
+    assert client.selectors == ["backfill.dev/partitioned-job=sales"]
+    lines = out.splitlines()
+    assert lines[:6] == [
+        "PartitionedJob  ns/sales",
+        'Partitions      daily schedule "0 0 * * *" in UTC',
+        "State           Ready",
+        "Complete        305 partitions: 2024-01-01 … 2024-10-31",
+        "Outcomes        297 succeeded · 1 failed · 1 running · 1 queued · 5 missing",
+        "Schedule        10m after each window closes; catch-up None within 7d (missed when over "
+        "5m late); 1 at a time (Allow); priority 100; no retries",
+    ]
+    for line in [
+        "Now             running; lag 120000s; 3 missed (oldest 2024-02-01)",
+        "Last scheduled  2024-10-30 at 2024-10-31 00:10:00 UTC (1d 11h ago)",
+        "Next            2024-10-31, due 2024-11-01 00:10:00 UTC (11h 50m ago)",
+        "Lag             1d 12h (129600s): the oldest scheduled partition without a success "
+        "ended 2024-10-31 00:00:00 UTC",
+        "Missed          3 partitions: 2024-02-01 … 2024-02-03 (not run by the schedule; fill "
+        "them with: kubectl backfill missing sales -n ns --create)",
+        "Scheduled runs  5 succeeded · 1 failed · 1 running · 2 pending · 0 skipped",
+        "Backfills (1)",
+        "  NAME   PHASE     PROGRESS   FAILED   RUNNING   AGE",
+        "  b1     Running   0/9        0        0         60m",
+        "# succeeded  X failed  > running  q queued  . missing",
+        "Scheduled runs: running (1)",
+        "  2024-10-28  attempt 1, 1m 00s  job/sales-s-301",
+    ]:
+        assert line in lines, line
+    grid = [line for line in lines if line.startswith("2024-")]
+    cells = "".join(line.split(" ", 1)[1] for line in grid)
+    assert cells == "#" * 31 + "..." + "#" * 266 + "X>q.."
+    assert "other" not in out  # a Backfill of another job
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_status_of_a_partitioned_job_without_scheduled_runs() -> None:
+    spec = scheduled_spec(runs=None)
+    client = job_client(pj_object(spec, partitioning=FP, runs=None))
+    session = fake_session(client)
+    job_status.status(session, "pj/sales", watch=False, output="text", interval=1)
+    out = out_of(session)
+    assert "Schedule        no scheduled runs (spec.runs unset): only Backfills run it\n" in out
+    assert "Outcomes        297 succeeded · 1 failed · 1 running · 1 queued · 5 missing" in out
+    assert "Backfills (1)" in out and "Scheduled runs" not in out and "Lag" not in out
+    assert "# succeeded  X failed  > running  q queued  . missing" in out
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_status_of_an_invalid_or_unnumbered_partitioned_job() -> None:
+    bad = scheduled_spec(partitions={"schedule": {"cron": "nope", "start": "2024-01-01"}})
+    raw = pj_object(bad, runs=None)
+    raw["status"]["conditions"] = [
+        {"type": "Stalled", "status": "True", "reason": "InvalidPartitions", "message": "bad cron"}
+    ]
+    session = fake_session(job_client(raw))
+    job_status.status(session, "pj/sales", watch=False, output="text", interval=1)
+    out = out_of(session)
+    assert "State           invalid: bad cron" in out and "Complete" not in out
+    # Not numbered by the operator yet: no outcome known, all partitions missing.
+    session = fake_session(job_client(pj_object(partitioning=None, conditions=[], runs=None)))
+    job_status.status(session, "pj/sales", watch=False, output="text", interval=1)
+    out = out_of(session)
+    assert "State           no status 31d 12h after creation: is the operator running?" in out
+    assert "0 succeeded · 0 failed · 1 running · 1 queued · 303 missing" in out
+    assert "no outcome is known: the operator has not recorded this job's status yet" in out
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_status_resolves_backfills_first_then_partitioned_jobs() -> None:
+    same_name = backfill_object("sales", "sales", "Succeeded", partitions=["2024-01-01"])
+    client = job_client(sales=same_name)
+    session = fake_session(client)
+    job_status.status(session, "sales", watch=False, output="text", interval=1)
+    assert out_of(session).startswith("Backfill        ns/sales\n")
+    session = fake_session(client)
+    job_status.status(session, "pj/sales", watch=False, output="text", interval=1)
+    assert out_of(session).startswith("PartitionedJob  ns/sales\n")
+    session = fake_session(client)
+    job_status.status(session, "bf/b1", watch=False, output="text", interval=1)
+    assert out_of(session).startswith("Backfill        ns/b1\n")
+    with pytest.raises(CliError) as caught:
+        job_status.status(fake_session(client), "ghost", watch=False, output="text", interval=1)
+    assert caught.value.message == (
+        'Backfill "ghost" not found in namespace "ns", nor a PartitionedJob of that name '
+        "(`kubectl backfill list -n ns` lists the Backfills; PartitionedJobs: sales)"
+    )
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_job_status_document_and_follow_line(capsys: pytest.CaptureFixture[str]) -> None:
+    session = fake_session(job_client())
+    job_status.status(session, "pj/sales", watch=False, output="json", interval=1)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kind"] == "PartitionedJob" and doc["valid"] is True
+    assert doc["complete"] == {"count": 305, "first": "2024-01-01", "last": "2024-10-31"}
+    assert doc["outcomes"] == {
+        "succeeded": 297,
+        "failed": 1,
+        "running": 1,
+        "queued": 1,
+        "missing": 5,
+    }
+    assert doc["partitions"]["missing"] == "31-33,303-304" and doc["ledgerKnown"] is True
+    assert doc["schedule"]["lagSeconds"] == 129600
+    assert doc["schedule"]["spec"]["catchUp"] == "None"
+    assert doc["schedule"]["status"]["missed"]["count"] == 3
+    assert [b["name"] for b in doc["backfills"]] == ["b1"]
+    view = job_status.build_job_view(session, pj_object())
+    assert render.job_follow_line(view, NOW) == (
+        "12:00:00 297 succeeded, 1 failed, 1 running, 1 queued, 5 missing; schedule: running; "
+        "lag 120000s; 3 missed (oldest 2024-02-01)"
+    )
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_missing_lists_ranges_and_who_runs_them() -> None:
+    session = fake_session(job_client())
+    code = missing_command.missing(
+        session, "sales", from_=None, to=None, include_failed=False, output="text"
+    )
+    assert code == 0
+    assert out_of(session).splitlines() == [
+        'PartitionedJob  ns/sales: daily schedule "0 0 * * *" in UTC',
+        "Complete        305 partitions: 2024-01-01 … 2024-10-31",
+        "Outcomes        297 succeeded · 1 failed · 1 running · 1 queued · 5 missing",
+        "Missing         5 partitions in 2 ranges (no outcome, no active Job)",
+        "                2024-02-01 … 2024-02-03 (3)",
+        "                2024-10-30 … 2024-10-31 (2)",
+        "Of them         3 missed by the schedule and left by its catch-up policy or window",
+        "                1 taken on by the schedule (it runs them)",
+        "                1 not decided on by the schedule yet (not due, or it is suspended)",
+        "                selected by unfinished Backfills: b1 (2)",
+        "Fill them with: kubectl backfill missing sales -n ns --create",
+    ]
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_missing_with_failed_and_bounds() -> None:
+    session = fake_session(job_client())
+    missing_command.missing(
+        session, "sales", from_="2024-10-01", to=None, include_failed=True, output="text"
+    )
+    out = out_of(session)
+    assert "Looked at       31 partitions: 2024-10-01 … 2024-10-31" in out
+    assert "Missing         3 partitions in 2 ranges (2 without an outcome, 1 failed; no " in out
+    assert "                2024-10-27 (1)\n                2024-10-30 … 2024-10-31 (2)\n" in out
+    assert "kubectl backfill missing sales -n ns --from 2024-10-01 --failed --create" in out
+    with pytest.raises(CliError, match=r'^--to "someday" is not a partition key or timestamp$'):
+        missing_command.missing(
+            session, "sales", from_=None, to="someday", include_failed=False, output="text"
+        )
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_missing_documents_and_names(capsys: pytest.CaptureFixture[str]) -> None:
+    session = fake_session(job_client())
+    missing_command.missing(
+        session, "sales", from_=None, to=None, include_failed=False, output="json"
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["count"] == 5 and doc["partitions"] == "31-33,303-304"
+    assert doc["ranges"] == [
+        {"first": "2024-02-01", "last": "2024-02-03", "count": 3},
+        {"first": "2024-10-30", "last": "2024-10-31", "count": 2},
+    ]
+    assert doc["schedule"] == {"left": 3, "taken": 1, "undecided": 1}
+    assert doc["backfills"] == [{"name": "b1", "count": 2}]
+    assert (doc["from"], doc["to"], doc["complete"]) == ("2024-01-01", "2024-10-31", 305)
+    missing_command.missing(
+        session, "sales", from_=None, to=None, include_failed=False, output="name"
+    )
+    assert capsys.readouterr().out.split() == [
+        "2024-02-01",
+        "2024-02-02",
+        "2024-02-03",
+        "2024-10-30",
+        "2024-10-31",
+    ]
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_missing_create_lists_the_keys() -> None:
+    client = job_client()
+    session = fake_session(client)
+    code = missing_command.missing(
+        session,
+        "sales",
+        from_=None,
+        to=None,
+        include_failed=True,
+        output="text",
+        create=True,
+        options=missing_command.FillOptions(concurrency=3, priority=5),
+        name="fill-1",
+        yes=True,
+    )
+    assert code == 0
+    (created,) = client.created
+    assert created["metadata"]["name"] == "fill-1"
+    spec = created["spec"]
+    assert spec["partitions"] == [
+        "2024-02-01",
+        "2024-02-02",
+        "2024-02-03",
+        "2024-10-27",
+        "2024-10-30",
+        "2024-10-31",
+    ]
+    assert spec["reprocess"] == "Failed" and "range" not in spec
+    assert (spec["concurrency"], spec["priority"]) == (3, 5)
+    out = out_of(session)
+    assert "To run          6 partitions, oldest first, 3 at a time, no retries, priority 5" in out
+    assert "backfill.backfill.dev/fill-1 created" in out
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_missing_create_of_many_partitions_is_a_range() -> None:
+    hourly = scheduled_spec(
+        partitions={"schedule": {"cron": "0 * * * *", "start": "2023-01-01"}}, runs=None
+    )
+    fingerprint = build_space(hourly, NOW).fingerprint
+    raw = pj_object(hourly, partitioning=fingerprint, runs=None)
+    raw["status"]["ledger"] = {"succeeded": "100-199", "failed": ""}
+    client = job_client(raw)
+    client.jobs = []
+    session = fake_session(client)
+    missing_command.missing(
+        session, "sales", from_=None, to=None, include_failed=False, output="text", create=True
+    )
+    (created,) = client.created
+    assert created["spec"]["range"] == {"from": "2023-01-01T00:00", "to": "2024-11-01T11:00"}
+    assert created["spec"]["reprocess"] == "Missing" and "partitions" not in created["spec"]
+    out = out_of(session)
+    assert "Missing         15992 partitions in 2 ranges" in out
+    assert (
+        "15992 partitions are more than the 10000 a Backfill can list: it runs the range "
+        "2023-01-01T00:00 … 2024-11-01T11:00 with reprocess Missing, which skips the "
+        "partitions of the range that have an outcome."
+    ) in out
+    assert "Skipped         100 with a recorded outcome (reprocess Missing)\n" in out
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_missing_when_nothing_is_missing_or_complete() -> None:
+    client = job_client(pj_object(ledger={"succeeded": "0-304", "failed": ""}))
+    client.jobs = []
+    session = fake_session(client)
+    missing_command.missing(
+        session, "sales", from_=None, to=None, include_failed=False, output="text", create=True
+    )
+    out = out_of(session)
+    assert "Missing         none: no partition is missing\n" in out
+    assert "Nothing is missing: no Backfill created." in out and not client.created
+    future = scheduled_spec(partitions={"schedule": {"cron": "0 0 * * *", "start": "2030-01-01"}})
+    session = fake_session(job_client(pj_object(future, runs=None)))
+    assert (
+        missing_command.missing(
+            session, "sales", from_=None, to=None, include_failed=False, output="text"
+        )
+        == 0
+    )
+    assert "Complete        no partition is complete yet" in out_of(session)
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_following_a_partitioned_job_prints_changes_until_it_is_deleted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads = [pj_object(), pj_object(), pj_object(ledger={"succeeded": "0-299", "failed": ""})]
+
+    class Vanishing(FakeClient):
+        def find(
+            self, plural: str, name: str, namespace: str | None = None
+        ) -> dict[str, Any] | None:
+            if plural == "partitionedjobs":
+                return reads.pop(0) if reads else None
+            return super().find(plural, name, namespace)
+
+    client = Vanishing(job_client().objects, list(JOBS))
+    monkeypatch.setattr(job_status.time, "sleep", lambda _: None)
+    session = fake_session(client)
+    code = job_status.status(session, "pj/sales", watch=True, output="text", interval=1)
+    assert code == 1
+    assert out_of(session).splitlines() == [
+        "12:00:00 297 succeeded, 1 failed, 1 running, 1 queued, 5 missing; schedule: running; "
+        "lag 120000s; 3 missed (oldest 2024-02-01)",
+        "12:00:00 300 succeeded, 0 failed, 1 running, 1 queued, 3 missing; schedule: running; "
+        "lag 120000s; 3 missed (oldest 2024-02-01)",
+    ]
+    assert "PartitionedJob sales was deleted." in session.err.file.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_missing_create_asks_first_unless_yes(monkeypatch: pytest.MonkeyPatch) -> None:
+    questions: list[str] = []
+
+    def answer(question: str, **_: Any) -> bool:
+        questions.append(question)
+        return False
+
+    monkeypatch.setattr(typer, "confirm", answer)
+    client = job_client()
+    session = fake_session(client)
+    session.interactive = True
+    code = missing_command.missing(
+        session, "sales", from_=None, to=None, include_failed=False, output="text", create=True
+    )
+    assert code == 1 and not client.created
+    assert len(questions) == 1
+    assert re.fullmatch(
+        r"Create Backfill sales-20241101-[0-9a-f]{4} \(5 partitions\)\?", questions[0]
+    )
+    code = missing_command.missing(
+        session,
+        "sales",
+        from_=None,
+        to=None,
+        include_failed=False,
+        output="text",
+        create=True,
+        yes=True,
+    )
+    assert code == 0 and len(questions) == 1 and len(client.created) == 1

@@ -27,9 +27,9 @@ from rich.markup import escape
 from ..api.model import MAX_CONCURRENCY, MAX_PRIORITY, MAX_RETRIES, Order, Reprocess
 from ..planning import naming
 from .client import Target
+from .commands import job_status, manage, specs, submit
 from .commands import logs as logs_command
-from .commands import manage, specs, submit
-from .commands import status as status_command
+from .commands import missing as missing_command
 from .commands.session import DEFAULT_INTERVAL_SECONDS, Session
 from .errors import EXIT_FAILED, EXIT_USAGE, CliError
 
@@ -88,6 +88,15 @@ class StatusOutput(enum.StrEnum):
 
     TEXT = "text"
     JSON = "json"
+
+
+class MissingOutput(enum.StrEnum):
+    """``missing -o`` values."""
+
+    TEXT = "text"
+    JSON = "json"
+    YAML = "yaml"
+    NAME = "name"
 
 
 class ListOutput(enum.StrEnum):
@@ -387,10 +396,23 @@ BackfillArg = Annotated[str, typer.Argument(help="The Backfill.", show_default=F
 @app.command()
 def status(
     ctx: typer.Context,
-    name: BackfillArg,
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="A Backfill, or a PartitionedJob: NAME is the Backfill of that name, else the "
+            "PartitionedJob; bf/NAME is a Backfill, pj/NAME a PartitionedJob.",
+            show_default=False,
+        ),
+    ],
     watch: Annotated[
         bool,
-        typer.Option("--watch", "-w", help="Follow until the Backfill ends (exit 1 if it failed)."),
+        typer.Option(
+            "--watch",
+            "-w",
+            help="Follow until the Backfill ends (exit 1 if it failed); a PartitionedJob "
+            "until interrupted.",
+        ),
     ] = False,
     output: Annotated[
         StatusOutput,
@@ -401,9 +423,138 @@ def status(
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
 ) -> int:
-    """Progress, counts, rate and ETA, and a grid of partitions coloured by state."""
+    """A Backfill's progress and ETA, or a PartitionedJob's (pj/NAME) schedule and outcomes.
+
+    A Backfill: progress, counts, rate and ETA, a grid of its partitions by state. A
+    PartitionedJob: its partitions, the scheduled runs (lag, next, missed), its Backfills,
+    and a grid of every complete partition by outcome.
+    """
     session = _session(ctx, kubeconfig, context, namespace)
-    return status_command.status(session, name, watch=watch, output=str(output), interval=interval)
+    return job_status.status(session, name, watch=watch, output=str(output), interval=interval)
+
+
+@app.command()
+def missing(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="The PartitionedJob.", show_default=False)],
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Look from this partition (a key or timestamp, as create's --from); default: "
+            "the first.",
+            show_default=False,
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Look up to this partition (inclusive); default: the last complete one.",
+            show_default=False,
+        ),
+    ] = None,
+    failed: Annotated[
+        bool,
+        typer.Option("--failed", help="Also list the partitions whose last outcome is a failure."),
+    ] = False,
+    output: Annotated[
+        MissingOutput,
+        typer.Option(
+            "--output",
+            "-o",
+            help="text: ranges of keys; json/yaml: every range; name: every key.",
+            case_sensitive=False,
+        ),
+    ] = MissingOutput.TEXT,
+    create_: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="Then preview, ask and create the Backfill that runs them (create's flags "
+            "below apply).",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int,
+        typer.Option(min=1, max=MAX_CONCURRENCY, help="--create: at most this many Jobs at once."),
+    ] = 10,
+    order: OrderOpt = OrderFlag.OLDEST_FIRST,
+    priority: PriorityOpt = 0,
+    queue: QueueOpt = None,
+    queue_priority_class: QueuePriorityClassOpt = None,
+    retries: Annotated[
+        int,
+        typer.Option(min=0, max=MAX_RETRIES, help="--create: extra attempts per failed partition."),
+    ] = 0,
+    retry_backoff: Annotated[
+        int,
+        typer.Option(min=0, help="--create: seconds before the first retry (doubling after each)."),
+    ] = 10,
+    max_failed: Annotated[
+        int | None,
+        typer.Option(
+            "--max-failed",
+            min=1,
+            help="--create: stop launching once this many partitions failed.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="--create: Backfill name (default: <job>-<YYYYMMDD>-<4 hex>).", show_default=False
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="--create: a dry-run Backfill (plans, launches nothing)."),
+    ] = False,
+    yes: YesFlag = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="--create: follow the Backfill until it ends (exit 1 if failed)."
+        ),
+    ] = False,
+    interval: IntervalFlag = DEFAULT_INTERVAL_SECONDS,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """List complete partitions with no outcome and no running Job; --create fills them.
+
+    Missing: the window is complete, the PartitionedJob's ledger has no outcome for it and
+    no run (scheduled or Backfill) has an active Job for it. Grouped as ranges of
+    consecutive keys.
+    """
+    _check_name(name)
+    specs.check_queueing(priority=priority, queue=queue, queue_priority_class=queue_priority_class)
+    options = missing_command.FillOptions(
+        concurrency=concurrency,
+        order=order.to_model(),
+        retries=retries,
+        retry_backoff_seconds=retry_backoff,
+        max_failed=max_failed,
+        dry_run=dry_run,
+        priority=priority,
+        queue=queue,
+        queue_priority_class=queue_priority_class,
+    )
+    session = _session(ctx, kubeconfig, context, namespace)
+    return missing_command.missing(
+        session,
+        job,
+        from_=from_,
+        to=to,
+        include_failed=failed,
+        output=str(output),
+        create=create_,
+        options=options,
+        name=name,
+        yes=yes,
+        wait=wait,
+        interval=interval,
+    )
 
 
 @app.command("list")

@@ -37,16 +37,56 @@ set, a ``running`` entry has ``"queued": true`` while its Job is queued, and ``w
 when nothing waits) says how many pending partitions wait for another Backfill's Job of the
 same partition (``onLock``, with the ``holders``, most first, at most 10) and how many Jobs
 wait for a slot of the PartitionedJob's job-wide limit (``forJobSlot``).
+
+``status pj/NAME -o json`` (:func:`job_status_document`; a PartitionedJob; with ``-w``, one
+document per line)::
+
+    {"kind": "PartitionedJob", "name", "namespace": str,
+     "description": str|null,                       # the partitions, null when invalid
+     "state": str,                                  # Ready, "invalid: ...", ...
+     "valid": bool, "problem": str|null,
+     "partitioning": str|null,                      # status.partitioning
+     "complete": {"count": int, "first": key, "last": key}|null,
+     "ledgerKnown": bool,                           # false: no outcome known (see docs)
+     "outcomes": {"succeeded", "failed", "running", "queued", "missing": int}|null,
+     "partitions": {"succeeded", "failed", "running", "queued", "missing": index set}|null,
+     "schedule": {"spec": object, "status": object|null, "lagSeconds": int}|null,
+     "backfills": [{"name", "phase", "progress": str, "failed", "running": int,
+                    "creationTimestamp": str|null}, ...]}
+
+``outcomes`` and ``partitions`` cover every complete partition: the ledger's last outcome,
+except that a partition with an active Job of any run (scheduled or Backfill) counts as
+``running`` (``queued`` while Kueue holds it); ``missing`` has neither. ``schedule`` is null
+without ``spec.runs``; ``spec`` and ``status`` are ``spec.runs`` and ``status.runs`` as the
+API shows them, ``lagSeconds`` the lag at the time of the document.
+
+``missing -o json|yaml`` (:func:`missing_document`)::
+
+    {"partitionedJob", "namespace", "description": str,
+     "from", "to": key|null,                        # the partitions looked at
+     "complete": int,
+     "outcomes": {"succeeded", "failed", "running", "queued", "missing": int}|null,
+     "includeFailed": bool,
+     "count": int, "failed": int,                   # listed; of them failed (--failed)
+     "partitions": index set,                       # the listed ones, global indices
+     "ranges": [{"first": key, "last": key, "count": int}, ...],   # every range
+     "schedule": {"left", "taken", "undecided": int}|null,
+     "backfills": [{"name": str, "count": int}, ...]}
+
+``from``/``to``/``outcomes`` are null when no partition is complete yet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from ..api.model import BackfillSpec
 from ..planning.ledger import Preview
 from ..planning.times import rfc3339
+from .coverage import Coverage, KeyRange
+from .render.jobs import JobStatusView, MissingView, job_headline, live_lag_seconds
 from .render.progress import progress_of
 from .render.views import StatusView, headline, phase_of
 
@@ -117,4 +157,94 @@ def status_document(view: StatusView, now: datetime) -> dict[str, Any]:
         "failures": api.get("failures", []),
         "plan": api.get("plan"),
         "waiting": api.get("waiting"),
+    }
+
+
+def _outcomes(cov: Coverage) -> dict[str, int]:
+    active = cov.active
+    return {
+        "succeeded": len(cov.succeeded.difference(active)),
+        "failed": len(cov.failed.difference(active)),
+        "running": len(cov.running),
+        "queued": len(cov.queued),
+        "missing": len(cov.missing),
+    }
+
+
+def job_status_document(view: JobStatusView, now: datetime) -> dict[str, Any]:
+    """Return the ``status -o json`` document of a PartitionedJob at ``now``.
+
+    Shape: see the module doc.
+    """
+    cov = view.coverage
+    sets = None
+    if cov is not None:
+        grid = cov.grid_sets()
+        sets = {state: str(members) for state, members in grid.items()}
+        sets["missing"] = str(cov.missing)
+    state = job_headline(view, now)
+    schedule = None
+    runs = view.runs
+    if runs is not None:
+        rs = view.status.runs
+        schedule = {
+            "spec": runs.to_api(),
+            "status": None if rs is None else rs.to_api(),
+            "lagSeconds": live_lag_seconds(view, now),
+        }
+    complete = None
+    if cov is not None and view.first_key is not None:
+        complete = {"count": len(cov.complete), "first": view.first_key, "last": view.last_key}
+    return {
+        "kind": "PartitionedJob",
+        "name": view.name,
+        "namespace": view.namespace,
+        "description": view.description,
+        "state": state,
+        "valid": view.problem is None and not state.startswith("invalid"),
+        "problem": view.problem,
+        "partitioning": view.status.partitioning,
+        "complete": complete,
+        "ledgerKnown": cov is not None and cov.ledger_known,
+        "outcomes": None if cov is None else _outcomes(cov),
+        "partitions": sets,
+        "schedule": schedule,
+        "backfills": [
+            {
+                "name": b.name,
+                "phase": b.phase,
+                "progress": b.progress,
+                "failed": b.failed,
+                "running": b.running,
+                "creationTimestamp": b.created,
+            }
+            for b in view.backfills
+        ],
+    }
+
+
+def missing_document(view: MissingView, ranges: Sequence[KeyRange]) -> dict[str, Any]:
+    """Return the ``missing -o json|yaml`` document; ``ranges`` are all of them.
+
+    Shape: see the module doc.
+    """
+    cov = view.coverage
+    share = view.share
+    return {
+        "partitionedJob": view.job,
+        "namespace": view.namespace,
+        "description": view.description,
+        "from": view.first_key,
+        "to": view.last_key,
+        "complete": 0 if cov is None else len(cov.complete),
+        "outcomes": None if cov is None else _outcomes(cov),
+        "includeFailed": view.include_failed,
+        "count": len(view.missing),
+        "failed": view.failed_count,
+        "partitions": str(view.missing),
+        "ranges": [{"first": r.first, "last": r.last, "count": r.count} for r in ranges],
+        "schedule": None
+        if share is None
+        else {"left": share.left, "taken": share.taken, "undecided": share.undecided},
+        "backfills": [{"name": name, "count": count} for name, count in view.in_backfills],
     }

@@ -64,8 +64,10 @@ def partitioned_job_status(
 def partitioned_job_events(
     previous: PartitionedJobStatus, status: PartitionedJobStatus
 ) -> list[EventIntent]:
-    """Events for a PartitionedJob's validity: a Warning with the Stalled reason when it
-    becomes invalid or its invalid message changes (as an Invalid Backfill's).
+    """Return the Events for a PartitionedJob's validity change.
+
+    A Warning with the Stalled reason when it becomes invalid or its invalid message changes
+    (as for an Invalid Backfill); nothing otherwise.
     """
     stalled = cond.find(status.conditions, ConditionType.STALLED)
     if stalled is None or stalled.status != "True":

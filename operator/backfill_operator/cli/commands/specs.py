@@ -59,6 +59,24 @@ def parse_keys(text: str) -> list[str]:
     return keys
 
 
+def check_queueing(*, priority: int, queue: str | None, queue_priority_class: str | None) -> None:
+    """Raise CliError (exit 2) for ``--priority``, ``--queue``, ``--queue-priority-class``.
+
+    ``--queue-priority-class`` needs ``--queue``; the priority must be within its bounds;
+    the names must be object names a Job label can carry (:func:`kueue_name_problem`).
+    """
+    if queue_priority_class is not None and queue is None:
+        raise CliError("--queue-priority-class needs --queue (the Kueue LocalQueue the Jobs go to)")
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        raise CliError(
+            f"--priority {priority} is out of range: give -{MAX_PRIORITY} to {MAX_PRIORITY}"
+        )
+    for flag, value in (("--queue", queue), ("--queue-priority-class", queue_priority_class)):
+        problem = None if value is None else kueue_name_problem(flag, value)
+        if problem is not None:
+            raise CliError(problem)
+
+
 def build_spec(
     *,
     job: str,
@@ -85,16 +103,7 @@ def build_spec(
         raise CliError("give either --from (with an optional --to) or --partitions")
     if to is not None and from_ is None:
         raise CliError("--to needs --from")
-    if queue_priority_class is not None and queue is None:
-        raise CliError("--queue-priority-class needs --queue (the Kueue LocalQueue the Jobs go to)")
-    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
-        raise CliError(
-            f"--priority {priority} is out of range: give -{MAX_PRIORITY} to {MAX_PRIORITY}"
-        )
-    for flag, value in (("--queue", queue), ("--queue-priority-class", queue_priority_class)):
-        problem = None if value is None else kueue_name_problem(flag, value)
-        if problem is not None:
-            raise CliError(problem)
+    check_queueing(priority=priority, queue=queue, queue_priority_class=queue_priority_class)
     raw: dict[str, Any] = {
         "jobRef": {"name": job},
         "concurrency": concurrency,

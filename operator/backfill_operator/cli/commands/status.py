@@ -145,15 +145,26 @@ def _print_ending(session: Session, view: render.StatusView, code: int) -> None:
     )
 
 
-def status(session: Session, name: str, *, watch: bool, output: str, interval: float) -> int:
+def status(
+    session: Session,
+    name: str,
+    *,
+    watch: bool,
+    output: str,
+    interval: float,
+    body: dict[str, Any] | None = None,
+) -> int:
     """``status``: one view of a Backfill, or (``watch``) follow it until it ends.
 
-    Without ``watch`` the exit code is 0 whatever the phase; with it, see :func:`follow`.
+    ``body`` is the Backfill when the caller has just read it. Without ``watch`` the exit
+    code is 0 whatever the phase; with it, see :func:`follow`.
     """
     if watch:
-        session.client.get(BACKFILLS, name)  # a clear error before following anything
+        if body is None:
+            session.client.get(BACKFILLS, name)  # a clear error before following anything
         return follow(session, name, interval=interval, output=output)
-    body = session.client.get(BACKFILLS, name)
+    if body is None:
+        body = session.client.get(BACKFILLS, name)
     view = build_view(session, body, _GridResolver(session))
     now = clock.now()
     if output == "json":

@@ -67,7 +67,9 @@ def plan_backfill(session: Session, spec: BackfillSpec) -> Planned:
     return Planned(job, session.namespace, verdict.space.describe(), result, spec)
 
 
-def _show_preview(session: Session, planned: Planned, name: str | None) -> None:
+def _show_preview(
+    session: Session, planned: Planned, name: str | None, *, reprocess_hint: bool = True
+) -> None:
     session.out.print(
         render.render_preview(
             job=planned.job,
@@ -76,6 +78,7 @@ def _show_preview(session: Session, planned: Planned, name: str | None) -> None:
             preview=planned.preview,
             spec=planned.spec,
             name=name,
+            reprocess_hint=reprocess_hint,
         )
     )
 
@@ -95,10 +98,12 @@ def submit(
     wait: bool,
     interval: float,
     labels: dict[str, str] | None = None,
+    reprocess_hint: bool = True,
 ) -> int:
     """Preview, confirm (on a terminal, without ``yes``), create and optionally follow.
 
     ``name`` None means a generated name (``make_name()``, drawn again once if taken).
+    ``reprocess_hint`` False: the preview does not suggest ``--reprocess`` (``missing``).
     Returns 0 (created, or succeeded with ``wait``), 1 (declined, or failed with ``wait``).
     """
     if name is not None and session.client.find(BACKFILLS, name) is not None:
@@ -109,7 +114,7 @@ def submit(
     planned = plan_backfill(session, spec)
     chosen = name or make_name()
     run = len(planned.preview.to_run)
-    _show_preview(session, planned, chosen if run else None)
+    _show_preview(session, planned, chosen if run else None, reprocess_hint=reprocess_hint)
     if run == 0:
         session.out.print(
             "Nothing to run: every selected partition already has a recorded outcome "
@@ -161,6 +166,7 @@ def create(
     yes: bool,
     wait: bool,
     interval: float = DEFAULT_INTERVAL_SECONDS,
+    reprocess_hint: bool = True,
 ) -> int:
     """``create``: see :func:`submit`; the default name is ``<job>-<YYYYMMDD>-<4 hex>``."""
     job = spec.job_ref.name
@@ -172,6 +178,7 @@ def create(
         yes=yes,
         wait=wait,
         interval=interval,
+        reprocess_hint=reprocess_hint,
     )
 
 

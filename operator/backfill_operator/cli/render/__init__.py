@@ -6,8 +6,11 @@ Modules, in import order:
 * :mod:`.progress`: durations, ages, :class:`Progress` (counts, rate, ETA), the progress bar;
 * :mod:`.grid`: the partition grid (:func:`grid_cells`, :func:`render_grid`);
 * :mod:`.preview`: what ``create``/``plan`` show before acting (:func:`render_preview`);
-* :mod:`.views`: the ``status`` view (:class:`StatusView`, :func:`render_status`,
-  :func:`follow_line`, :func:`headline`, :func:`describe_waiting`);
+* :mod:`.views`: the ``status`` view of a Backfill (:class:`StatusView`,
+  :func:`render_status`, :func:`follow_line`, :func:`headline`, :func:`describe_waiting`);
+* :mod:`.jobs`: the views of a PartitionedJob: ``status pj/NAME`` (:class:`JobStatusView`,
+  :func:`render_job_status`, :func:`job_follow_line`, :func:`describe_runs`) and
+  ``missing`` (:class:`MissingView`, :func:`render_missing`);
 * :mod:`.tables`: kubectl-style tables (:func:`format_table`, :func:`list_rows`,
   :func:`plan_table_rows`);
 * :mod:`.messages`: one-line messages (:func:`flag_message`, :func:`log_unavailable`).
@@ -28,6 +31,21 @@ from .grid import (
     positions,
     render_grid,
 )
+from .jobs import (
+    BACKFILL_LIMIT,
+    RANGE_LIMIT,
+    BackfillSummary,
+    JobStatusView,
+    MissingView,
+    backfill_summaries,
+    coverage_text,
+    describe_runs,
+    job_follow_line,
+    job_headline,
+    live_lag_seconds,
+    render_job_status,
+    render_missing,
+)
 from .messages import flag_message, log_unavailable
 from .preview import (
     PREVIEW_SAMPLE,
@@ -42,6 +60,7 @@ from .progress import (
     format_age,
     format_duration,
     format_rate,
+    format_span,
     progress_bar,
     progress_of,
 )
@@ -53,13 +72,16 @@ from .views import (
     GridData,
     StatusView,
     describe_waiting,
+    failures_block,
     follow_line,
     headline,
     phase_of,
     render_status,
+    running_block,
 )
 
 __all__ = [
+    "BACKFILL_LIMIT",
     "BAR",
     "BOX",
     "CELL_STATES",
@@ -69,28 +91,40 @@ __all__ = [
     "GRID_MAX_ROWS",
     "PHASE_STYLES",
     "PREVIEW_SAMPLE",
+    "RANGE_LIMIT",
     "STYLES",
     "TERMINAL_PHASE_NAMES",
     "UNSEEN_GRACE_SECONDS",
+    "BackfillSummary",
     "Cell",
     "GridData",
+    "JobStatusView",
+    "MissingView",
     "Progress",
     "StatusView",
+    "backfill_summaries",
+    "coverage_text",
     "describe_policy",
     "describe_queueing",
+    "describe_runs",
     "describe_waiting",
+    "failures_block",
     "flag_message",
     "follow_line",
     "format_age",
     "format_duration",
     "format_rate",
+    "format_span",
     "format_table",
     "grid_cells",
     "grid_columns",
     "headline",
+    "job_follow_line",
+    "job_headline",
     "kv",
     "launch_sample",
     "list_rows",
+    "live_lag_seconds",
     "log_unavailable",
     "phase_of",
     "plan_table_rows",
@@ -98,7 +132,10 @@ __all__ = [
     "progress_bar",
     "progress_of",
     "render_grid",
+    "render_job_status",
+    "render_missing",
     "render_preview",
     "render_status",
+    "running_block",
     "span",
 ]

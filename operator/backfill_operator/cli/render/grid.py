@@ -10,7 +10,7 @@ Sizes stay bounded whatever the selection: a million partitions cost a few thous
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.console import Group
@@ -45,8 +45,15 @@ class Cell:
 def positions(selection: IndexSet, members: IndexSet) -> IndexSet:
     """Return the positions (ranks, 0-based) in ``selection`` of the members of ``members``.
 
-    Global partition indices outside the selection are ignored. O(intervals x log).
+    Global partition indices outside the selection are ignored. O(intervals x log); for a
+    selection of one interval (a range) O(log + intervals kept).
     """
+    if selection.interval_count() == 1:
+        lo, hi = selection.first(), selection.last()
+        kept = members.clip(lo, hi)
+        if lo == 0:
+            return kept
+        return IndexSet.from_intervals((a - lo, b - lo) for a, b in kept.intervals)
     common = selection.intersection(members)
     return IndexSet.from_intervals(
         (selection.rank(lo), selection.rank(hi)) for lo, hi in common.intervals
@@ -96,7 +103,10 @@ def grid_cells(
         if size == 1:
             counts = {state: int(first in members) for state, members in pos.items()}
         else:
-            counts = {state: len(members.clip(first, last)) for state, members in pos.items()}
+            counts = {
+                state: members.rank(last + 1) - members.rank(first)
+                for state, members in pos.items()
+            }
         cells.append(Cell(first, last, _cell_state(counts, last - first + 1)))
     return cells, size
 
@@ -113,13 +123,16 @@ def render_grid(
     columns: int,
     *,
     color: bool,
+    names: Mapping[str, str] | None = None,
+    hidden: Collection[str] = (),
 ) -> Group:
     """Draw cells in rows of ``columns``, each row labelled with its first partition's key.
 
     ``key_at(position)`` returns the key of the partition at a selection position. The last
     line is the legend (and, when ``size > 1``, how many partitions a cell stands for); it
     lists "partial" only when a cell stands for several partitions and "queued" only when a
-    cell is queued.
+    cell is queued. ``names`` renames states in the legend (a PartitionedJob's grid calls
+    pending "missing"); states in ``hidden`` are left out of it (states no cell can have).
     """
     rows: list[Text] = []
     labels = [key_at(cells[i].first) for i in range(0, len(cells), columns)]
@@ -132,12 +145,16 @@ def render_grid(
         rows.append(line)
     legend = Text()
     queued = any(cell.state == "queued" for cell in cells)
-    shown = [s for s in CELL_STATES if (s != "partial" or size > 1) and (s != "queued" or queued)]
+    shown = [
+        s
+        for s in CELL_STATES
+        if (s != "partial" or size > 1) and (s != "queued" or queued) and s not in hidden
+    ]
     for state in shown:
         if legend:
             legend.append("  ")
         legend.append(BOX if color else GLYPHS[state], style=STYLES[state])
-        legend.append(f" {state}")
+        legend.append(f" {(names or {}).get(state, state)}")
     if size > 1:
         legend.append(f"  (one cell = {size} partitions)", style="dim")
     rows.append(legend)

@@ -87,12 +87,14 @@ def render_preview(
     preview: Preview,
     spec: BackfillSpec,
     name: str | None,
+    reprocess_hint: bool = True,
 ) -> Group:
     """Return what ``create``/``plan`` show before acting: counts, the first and last keys.
 
     ``description`` is the partition space's (``daily schedule "0 0 * * *" in UTC``);
     ``name`` the Backfill to create (the "To run" line then gives the whole policy), or None
-    for ``plan`` (only the priority and queue, when set).
+    for ``plan`` (only the priority and queue, when set). ``reprocess_hint`` False leaves
+    the ``--reprocess`` hint out of the Skipped line (a command without that flag).
     """
     sel = preview.selection
     rows: list[tuple[str, Text]] = [
@@ -116,6 +118,8 @@ def render_preview(
     )
     if preview.skipped:
         hint = {"Missing": "; --reprocess failed|all to run them", "Failed": "; --reprocess all"}
+        if not reprocess_hint:
+            hint = {}
         rows.append(
             (
                 "Skipped",

@@ -2,7 +2,8 @@
 
 :func:`progress_of` turns a Backfill's status counts and timestamps into a :class:`Progress`
 (done, fraction, partitions per minute, time to completion); :func:`format_duration`,
-:func:`format_age` and :func:`format_rate` word the numbers, :func:`progress_bar` draws them.
+:func:`format_span`, :func:`format_age` and :func:`format_rate` word the numbers,
+:func:`progress_bar` draws them.
 Pure: ``now`` is an argument.
 """
 
@@ -40,6 +41,22 @@ def format_duration(seconds: float) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours:02d}h"
+
+
+def format_span(seconds: float) -> str:
+    """Return a configured length of time exactly: ``"0s"``, ``"10m"``, ``"1h 30m"``, ``"7d"``.
+
+    Days, hours, minutes and seconds, zero units left out (86401 is ``"1d 1s"``). Unlike
+    :func:`format_duration` (a measured time, rounded to two units) nothing is rounded off.
+    Negative values count as 0; fractions are rounded to whole seconds.
+    """
+    total = max(0, round(seconds))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, total = divmod(total, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return " ".join(parts) or "0s"
 
 
 def format_age(seconds: float) -> str:

@@ -12,14 +12,21 @@ is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ...api.model import PARTITION_STATES, BackfillSpec, BackfillStatus, Waiting
+from ...api.model import (
+    PARTITION_STATES,
+    BackfillSpec,
+    BackfillStatus,
+    FailedPartition,
+    RunningPartition,
+    Waiting,
+)
 from ...planning.ranges import IndexSet
 from ...planning.space import plural
 from ...planning.state import waiting_to_retry
@@ -227,35 +234,65 @@ def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -
         parts.append(Text(""))
         parts.append(Text(f"(no partition grid: {view.grid_note})", style="dim"))
 
-    if status.running:
-        n_queued = sum(1 for r in status.running if r.queued)
-        n_running = len(status.running) - n_queued
-        title = f"Running ({n_running})"
-        if n_queued:
-            title = f"{title} and queued ({n_queued})" if n_running else f"Queued ({n_queued})"
-        parts.append(Text(""))
-        parts.append(Text(title, style="bold"))
-        for r in status.running[:DETAIL_LIMIT]:
-            since = parse_time(r.start_time)
-            if r.queued:
-                took = ", queued"
-            else:
-                took = f", {format_duration((now - since).total_seconds())}" if since else ""
-            parts.append(Text(f"  {r.key}  attempt {r.attempt}{took}  job/{r.job}"))
-        if len(status.running) > DETAIL_LIMIT:
-            parts.append(Text(f"  … and {len(status.running) - DETAIL_LIMIT} more", style="dim"))
-    if status.failures:
-        limit = view.spec.retries.limit + 1
-        parts.append(Text(""))
-        parts.append(Text(f"Failures ({len(status.failures)})", style="bold red"))
-        for f in status.failures[:DETAIL_LIMIT]:
-            when = f"retry at {f.retry_at}" if f.retry_at else "failed for good"
-            line = Text(f"  {f.key}  attempt {f.attempts}/{limit}, {when}")
-            line.append(f"\n    job/{f.job}" + (f": {f.message}" if f.message else ""), style="dim")
-            parts.append(line)
-        if len(status.failures) > DETAIL_LIMIT:
-            parts.append(Text(f"  … and {len(status.failures) - DETAIL_LIMIT} more", style="dim"))
+    parts.extend(running_block(status.running, now))
+    parts.extend(failures_block(status.failures, view.spec.retries.limit + 1))
     return Group(*parts)
+
+
+def running_block(
+    running: Sequence[RunningPartition], now: datetime, *, title: str = ""
+) -> list[RenderableType]:
+    """Return the lines listing active Jobs (at most ``DETAIL_LIMIT``); none when empty.
+
+    A blank line, the title (``Running (3) and queued (2)``, ``Queued (2)`` when none runs
+    yet; prefixed by ``title``, e.g. ``Scheduled runs: ``), then ``  KEY  attempt N, 12s
+    job/NAME`` per Job (``queued`` instead of a duration while Kueue holds it).
+    """
+    if not running:
+        return []
+    n_queued = sum(1 for r in running if r.queued)
+    n_running = len(running) - n_queued
+    heading = f"Running ({n_running})"
+    if n_queued:
+        heading = f"{heading} and queued ({n_queued})" if n_running else f"Queued ({n_queued})"
+    if title:
+        heading = title + heading[0].lower() + heading[1:]
+    lines: list[RenderableType] = [Text(""), Text(heading, style="bold")]
+    for r in running[:DETAIL_LIMIT]:
+        since = parse_time(r.start_time)
+        if r.queued:
+            took = ", queued"
+        else:
+            took = f", {format_duration((now - since).total_seconds())}" if since else ""
+        lines.append(Text(f"  {r.key}  attempt {r.attempt}{took}  job/{r.job}"))
+    if len(running) > DETAIL_LIMIT:
+        lines.append(Text(f"  … and {len(running) - DETAIL_LIMIT} more", style="dim"))
+    return lines
+
+
+def failures_block(
+    failures: Sequence[FailedPartition], attempts: int, *, title: str = ""
+) -> list[RenderableType]:
+    """Return the lines listing failed partitions (at most ``DETAIL_LIMIT``); none when empty.
+
+    ``attempts`` is the retry limit plus one. A blank line, the title (``Failures (2)``,
+    prefixed by ``title``), then per partition ``  KEY  attempt 2/3, retry at T`` (or
+    ``failed for good``) and the Job with its failure message.
+    """
+    if not failures:
+        return []
+    heading = f"Failures ({len(failures)})"
+    if title:
+        heading = title + heading[0].lower() + heading[1:]
+    lines: list[RenderableType] = [Text(""), Text(heading, style="bold red")]
+    for f in failures[:DETAIL_LIMIT]:
+        when = f"retry at {f.retry_at}" if f.retry_at else "failed for good"
+        line = Text(f"  {f.key}  attempt {f.attempts}/{attempts}, {when}")
+        line.append(f"\n    job/{f.job}" + (f": {f.message}" if f.message else ""), style="dim")
+        lines.append(line)
+    if len(failures) > DETAIL_LIMIT:
+        lines.append(Text(f"  … and {len(failures) - DETAIL_LIMIT} more", style="dim"))
+    return lines
 
 
 def follow_line(view: StatusView, now: datetime) -> str:
