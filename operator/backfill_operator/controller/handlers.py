@@ -129,10 +129,10 @@ def job_event(
     """Wake the runs a Job event matters to.
 
     A Job that ended or was deleted frees a slot (of its run and of the job-wide limit) and a
-    partition lock: every run of its PartitionedJob is woken (its Backfills and its
-    schedule), so the one that may take it does at once. A Kueue Job that was started
-    (``suspend`` cleared) wakes its own run (queued becomes running). Other updates (pods
-    started, ready) wake nothing.
+    partition lock: every run of its PartitionedJob is woken (its Backfills, and its schedule
+    when it has ``spec.runs``), so the one that may take it does at once. A Kueue Job that was
+    started (``suspend`` cleared) wakes its own run (queued becomes running). Other updates
+    (pods started, ready) wake nothing.
     """
     runtime = _runtime(memo)
     ns = _ns(namespace)
@@ -144,7 +144,8 @@ def job_event(
             runtime.wake(ns, backfill)
         if LABEL_BACKFILL in labels:
             runtime.wake(ns, labels[LABEL_BACKFILL])
-        runtime.wake_job(ns, job)
+        if labels.get(LABEL_SCHEDULED) == "true" or runtime.reconciler.has_schedule(ns, job):
+            runtime.wake_job(ns, job)
     elif KUEUE_QUEUE_NAME in labels and spec.get("suspend") is False and status.get("active"):
         if labels.get(LABEL_SCHEDULED) == "true":
             runtime.wake_job(ns, job)

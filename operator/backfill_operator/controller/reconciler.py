@@ -107,6 +107,9 @@ class Reconciler:
         # Backfill key (memory only: rebuilt by every Backfill's first pass after a restart).
         self._claims: dict[str, dict[str, Claim]] = {}
         self.actions = JobActions(api, metrics, parallelism)
+        # PartitionedJobs (keys) whose last pass found spec.runs: their schedule's pass follows
+        # every Job end of the job (a freed lock or slot, an outcome for its status).
+        self._schedules: set[str] = set()
 
     # ------------------------------------------------------------------ Backfill pass
     def reconcile(self, namespace: str, name: str) -> PassResult:
@@ -355,6 +358,8 @@ class Reconciler:
                 return PassResult(gone=True)
         me = object_key(namespace, SCHEDULE_RUN)
         job_key = object_key(namespace, name)
+        with self._locks_guard:
+            self._schedules.add(job_key)
         series = runs_planning.series_name(name)
         raw = self.api.list_jobs(namespace, f"{labels.LABEL_PARTITIONED_JOB}={name}")
         observed = [j for j in (observe_job(r, owner.uid) for r in raw) if j is not None]
@@ -396,6 +401,12 @@ class Reconciler:
             runs_planning.as_backfill_status(runs_status),
         )
         self.metrics.observe_schedule(namespace, name, rv.runs, runs_status, rv.take)
+        self.metrics.observe_job_wide(
+            namespace,
+            name,
+            decision.shared.active_jobs + launched.created,
+            decision.shared.limit,
+        )
         requeue = runs_planning.next_requeue(rv, decision)
         if launched.error is not None or launched.quota is not None:
             requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
@@ -409,9 +420,15 @@ class Reconciler:
             return False
         return True
 
+    def has_schedule(self, namespace: str, name: str) -> bool:
+        """True when PartitionedJob namespace/name had ``spec.runs`` at its last pass."""
+        with self._locks_guard:
+            return object_key(namespace, name) in self._schedules
+
     def forget_schedule(self, namespace: str, name: str) -> None:
         """Drop what memory holds about PartitionedJob namespace/name's schedule."""
         with self._locks_guard:
+            self._schedules.discard(object_key(namespace, name))
             self._claims.get(object_key(namespace, name), {}).pop(
                 object_key(namespace, SCHEDULE_RUN), None
             )
