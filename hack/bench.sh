@@ -31,8 +31,11 @@ python bench/bench_scale.py --seconds "${BENCH_SCALE_SECONDS:-60}" --json "$out/
   failed+=(scale)
 
 echo
+python bench/bench_schedule.py --json "$out/schedule.json" || failed+=(schedule)
+
+echo
 echo "== summary ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); goals from issue 3, docs/benchmarks.md)"
-python bench/common.py summary "$out/dispatch.json" "$out/scale.json"
+python bench/common.py summary "$out/dispatch.json" "$out/scale.json" "$out/schedule.json"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "bench: failed to run: ${failed[*]}" >&2

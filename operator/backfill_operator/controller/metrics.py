@@ -190,9 +190,20 @@ class Metrics:
         self._jobs: dict[tuple[str, str], str] = {}
 
     def observe_status(
-        self, namespace: str, name: str, job: str, concurrency: int, status: BackfillStatus
+        self,
+        namespace: str,
+        name: str,
+        job: str,
+        concurrency: int,
+        status: BackfillStatus,
+        *,
+        phase: bool = True,
     ) -> None:
-        """Set the gauges of one Backfill from its status."""
+        """Set the gauges of one Backfill from its status.
+
+        ``phase`` False leaves ``backfill_phase`` out (a schedule has no phase: six series
+        less per scheduled PartitionedJob on every scrape).
+        """
         counts = status.counts
         for state in PARTITION_STATES:
             self.partitions.labels(namespace, name, state).set(getattr(counts, state))
@@ -200,8 +211,8 @@ class Metrics:
         waiting = status.waiting
         self.waiting.labels(namespace, name, "lock").set(waiting.on_lock if waiting else 0)
         self.waiting.labels(namespace, name, "job_slot").set(waiting.for_job_slot if waiting else 0)
-        for phase in Phase:
-            self.phase.labels(namespace, name, str(phase)).set(1 if status.phase == phase else 0)
+        for value in Phase if phase else ():
+            self.phase.labels(namespace, name, str(value)).set(1 if status.phase == value else 0)
         old = self._jobs.get((namespace, name))
         if old is not None and old != job:
             self.info.remove(namespace, name, old)

@@ -399,6 +399,7 @@ class Reconciler:
             name,
             run_spec.concurrency,
             runs_planning.as_backfill_status(runs_status),
+            phase=False,
         )
         self.metrics.observe_schedule(namespace, name, rv.runs, runs_status, rv.take)
         self.metrics.observe_job_wide(
