@@ -77,6 +77,13 @@ def test_take_on_is_recorded_before_the_jobs_then_the_status(api: FakeApi) -> No
     assert status["nextPartition"] == "2024-11-01T12:00"
     assert status["nextRunTime"] == "2024-11-01T13:00:00Z"
     assert result.requeue_after_seconds == 3600
+    taken = {
+        how: rec.metrics.schedule_taken.labels(NS, "pj", how)._value.get()
+        for how in ("on_time", "caught_up", "missed")
+    }
+    assert taken == {"on_time": 1, "caught_up": 0, "missed": 9}
+    rec.reconcile_partitioned_job(NS, "pj")  # nothing new: counted once
+    assert rec.metrics.schedule_taken.labels(NS, "pj", "missed")._value.get() == 9
     (job,) = api.jobs.values()
     assert job["metadata"]["labels"]["backfill.dev/scheduled"] == "true"
     assert job["metadata"]["ownerReferences"][0]["kind"] == "PartitionedJob"

@@ -282,7 +282,6 @@ class Metrics:
         job: str,
         runs: ScheduledRuns,
         status: ScheduleStatus,
-        take: TakeOn,
     ) -> None:
         """Set the schedule gauges of PartitionedJob namespace/job from its ``status.runs``."""
         since = parse_time(status.lag_since)
@@ -299,10 +298,14 @@ class Metrics:
                     gauge.remove(namespace, job)
             else:
                 gauge.labels(namespace, job).set(at.timestamp())
+        for how in TAKEN:
+            self.schedule_taken.labels(namespace, job, how)  # created at 0 for increase()
+
+    def count_taken(self, namespace: str, job: str, take: TakeOn) -> None:
+        """Count what a pass's take-on decided (once: right after the decision is recorded)."""
         for how, taken in zip(TAKEN, (take.on_time, take.caught_up, take.left), strict=True):
-            counter = self.schedule_taken.labels(namespace, job, how)  # created at 0
             if taken:
-                counter.inc(len(taken))
+                self.schedule_taken.labels(namespace, job, how).inc(len(taken))
 
     def forget_schedule(self, namespace: str, job: str) -> None:
         """Remove the schedule series of PartitionedJob namespace/job."""

@@ -353,6 +353,7 @@ class Reconciler:
             )
             if not self._write_status(body, base.model_copy(update={"runs": recorded})):
                 return PassResult(again=True)
+            self.metrics.count_taken(namespace, name, rv.take)
             body = self.api.get(PARTITIONED_JOBS, namespace, name)
             if body is None:
                 return PassResult(gone=True)
@@ -401,7 +402,7 @@ class Reconciler:
             runs_planning.as_backfill_status(runs_status),
             phase=False,
         )
-        self.metrics.observe_schedule(namespace, name, rv.runs, runs_status, rv.take)
+        self.metrics.observe_schedule(namespace, name, rv.runs, runs_status)
         self.metrics.observe_job_wide(
             namespace,
             name,

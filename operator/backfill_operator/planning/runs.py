@@ -45,7 +45,14 @@ from .space import utc_from_epoch
 from .state import LaunchRequest
 from .status import EventIntent, compose_status, status_events
 from .times import rfc3339
-from .verdict import BackfillView, InvalidSpec, PartitionedJobView, TemplateCheck, Verdict
+from .verdict import (
+    BackfillView,
+    InvalidSpec,
+    PartitionedJobView,
+    TemplateCheck,
+    Verdict,
+    build_space,
+)
 
 __all__ = [
     "RunsVerdict",
@@ -141,24 +148,18 @@ def judge_runs(
     schedule takes on; a refusal makes the verdict invalid (nothing is launched).
     """
     spec = job.spec
-    if spec is None or spec.runs is None or job.status.partitioning is None:
+    if spec is None or spec.runs is None:
         return None
     try:
-        space = spec.partitions.schedule and TimePartitions(
-            cron=spec.partitions.schedule.cron,
-            time_zone=spec.partitions.schedule.time_zone,
-            start=spec.partitions.schedule.start,
-            end=spec.partitions.schedule.end,
-            now=now,
-        )
-    except ValueError:
+        space = build_space(spec, now)
+    except InvalidSpec:
         return None
-    if not space or space.fingerprint != job.status.partitioning:
+    if not isinstance(space, TimePartitions) or space.fingerprint != job.status.partitioning:
         return None
     runs = spec.runs
-    previous = job.status.runs or ScheduleStatus()
-    if job.status.runs is not None and _recorded_for(job.status) != space.fingerprint:
-        previous = ScheduleStatus()
+    previous = job.status.runs
+    if previous is None or previous.partitioning != space.fingerprint:
+        previous = ScheduleStatus()  # first pass, or recorded for another numbering
     epoch = int(now.timestamp())
     take = take_on(runs, previous, space, epoch, int(created.timestamp()))
     selection = space.select_indices(take.scheduled) if take.scheduled else None
@@ -193,11 +194,6 @@ def judge_runs(
         now=now,
         next_window=None if window is None else (following, window[1]),
     )
-
-
-def _recorded_for(status: PartitionedJobStatus) -> str | None:
-    """The numbering ``status.runs`` was recorded for (the ledger's, kept in step with it)."""
-    return status.runs.partitioning if status.runs is not None else None
 
 
 def plan_runs(
