@@ -660,3 +660,6 @@ def test_missing_fills_what_the_schedule_left_and_status_shows_the_job(
     assert get_json(cluster, namespace, "bf", name)["status"]["counts"]["succeeded"] == 10
     again = kb("missing hourly -o json")
     assert again.returncode == 0 and json.loads(again.stdout)["count"] == 0, again.stdout
+    paused = kb("suspend pj/hourly")
+    assert paused.returncode == 0, paused.stderr
+    assert get_json(cluster, namespace, "pj", "hourly")["spec"]["runs"]["suspend"] is True

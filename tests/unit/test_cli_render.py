@@ -1657,3 +1657,33 @@ def test_missing_create_asks_first_unless_yes(monkeypatch: pytest.MonkeyPatch) -
         yes=True,
     )
     assert code == 0 and len(questions) == 1 and len(client.created) == 1
+
+
+class PatchingClient(FakeClient):
+    """A FakeClient that records merge patches of PartitionedJobs."""
+
+    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]]) -> None:
+        super().__init__(objects)
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+
+    def patch_partitioned_job(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append((name, patch))
+        return self.get("partitionedjobs", name)
+
+
+def test_suspend_and_resume_a_schedule_with_pj_prefix() -> None:
+    client = PatchingClient({("partitionedjobs", "sales"): pj_object()})
+    session = fake_session(client)
+    assert manage.set_suspend(session, "pj/sales", True) == 0
+    assert client.patches == [("sales", {"spec": {"runs": {"suspend": True}}})]
+    assert "schedule suspended" in out_of(session)
+    # Already in the asked state: nothing is patched.
+    assert manage.set_suspend(fake_session(client), "pj/sales", False) == 0
+    assert len(client.patches) == 1
+
+
+def test_suspend_of_a_job_without_runs_is_a_clear_error() -> None:
+    client = PatchingClient({("partitionedjobs", "sales"): pj_object(daily_job())})
+    with pytest.raises(CliError, match="has no scheduled runs"):
+        manage.set_suspend(fake_session(client), "pj/sales", True)
+    assert client.patches == []

@@ -576,27 +576,35 @@ def list_(
     )
 
 
+SuspendArg = Annotated[
+    str,
+    typer.Argument(
+        help="The Backfill, or pj/NAME: a PartitionedJob's scheduled runs.", show_default=False
+    ),
+]
+
+
 @app.command()
 def suspend(
     ctx: typer.Context,
-    name: BackfillArg,
+    name: SuspendArg,
     kubeconfig: KubeconfigFlag = None,
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
 ) -> int:
-    """Launch nothing new (spec.suspend: true); running Jobs finish."""
+    """Launch nothing new (spec.suspend, or spec.runs.suspend for pj/NAME); Jobs finish."""
     return manage.set_suspend(_session(ctx, kubeconfig, context, namespace), name, True)
 
 
 @app.command()
 def resume(
     ctx: typer.Context,
-    name: BackfillArg,
+    name: SuspendArg,
     kubeconfig: KubeconfigFlag = None,
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
 ) -> int:
-    """Launch again (spec.suspend: false)."""
+    """Launch again (spec.suspend: false, or spec.runs.suspend: false for pj/NAME)."""
     return manage.set_suspend(_session(ctx, kubeconfig, context, namespace), name, False)
 
 

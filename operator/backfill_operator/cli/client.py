@@ -364,6 +364,15 @@ class Client:
 
     def patch_backfill(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch a Backfill (RFC 7386: ``{"spec": {"suspend": true}}``)."""
+        return self._merge_patch(BACKFILLS, "Backfill", name, patch)
+
+    def patch_partitioned_job(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch a PartitionedJob (``{"spec": {"runs": {"suspend": true}}}``)."""
+        return self._merge_patch(PARTITIONED_JOBS, "PartitionedJob", name, patch)
+
+    def _merge_patch(
+        self, plural: str, kind: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
         ns = self.namespace
         try:
             response = self._call(
@@ -371,7 +380,7 @@ class Client:
                     GROUP,
                     VERSION,
                     ns,
-                    BACKFILLS,
+                    plural,
                     name,
                     patch,
                     _content_type="application/merge-patch+json",
@@ -382,8 +391,8 @@ class Client:
         except ApiException as exc:
             failure = _failure(exc)
             if failure.status == 404:
-                raise self._not_found(BACKFILLS, name, ns) from exc
-            raise self._general(failure, f"update Backfill {name}") from exc
+                raise self._not_found(plural, name, ns) from exc
+            raise self._general(failure, f"update {kind} {name}") from exc
         return _json(response)
 
     def delete_backfill(self, name: str) -> None:

@@ -31,6 +31,7 @@ from ...planning.ranges import IndexSet
 from ...planning.verdict import validation_summary
 from .. import render
 from ..errors import EXIT_FAILED, EXIT_OK, CliError
+from .job_status import parse_ref
 from .objects import backfill_models, partitioned_job, verdict_of
 from .session import DEFAULT_INTERVAL_SECONDS, Session
 from .submit import new_token, submit
@@ -65,8 +66,15 @@ def list_backfills(session: Session, *, all_namespaces: bool, output: str) -> in
 # ------------------------------------------------------------------------ suspend/resume
 
 
-def set_suspend(session: Session, name: str, suspend: bool) -> int:
-    """``suspend`` / ``resume``: merge-patch ``spec.suspend``; running Jobs finish either way."""
+def set_suspend(session: Session, ref: str, suspend: bool) -> int:
+    """``suspend`` / ``resume``: merge-patch ``spec.suspend``; running Jobs finish either way.
+
+    ``pj/NAME`` (as ``status`` spells it) suspends or resumes a PartitionedJob's scheduled
+    runs instead (``spec.runs.suspend``); a bare name is a Backfill.
+    """
+    plural, name = parse_ref(ref)
+    if plural == PARTITIONED_JOBS:
+        return _set_schedule_suspend(session, name, suspend)
     body = session.client.get(BACKFILLS, name)
     spec, status = backfill_models(body)
     word = "suspended" if suspend else "resumed"
@@ -87,6 +95,37 @@ def set_suspend(session: Session, name: str, suspend: bool) -> int:
             f"Resume with: kubectl backfill resume {name} -n {session.namespace}",
             style="dim",
         )
+    return EXIT_OK
+
+
+def _set_schedule_suspend(session: Session, name: str, suspend: bool) -> int:
+    """Merge-patch ``spec.runs.suspend`` of PartitionedJob ``name``.
+
+    Raises CliError (exit 2) when the job has no scheduled runs.
+    """
+    job = partitioned_job(name, session.client.get(PARTITIONED_JOBS, name))
+    runs = job.spec.runs if job.spec is not None else None
+    if runs is None:
+        raise CliError(
+            f'PartitionedJob "{name}" has no scheduled runs (spec.runs): nothing to '
+            f"{'suspend' if suspend else 'resume'}"
+        )
+    state = "suspended" if suspend else "not suspended"
+    if runs.suspend == suspend:
+        session.out.print(f"The schedule of PartitionedJob {name} is already {state}.")
+        return EXIT_OK
+    session.client.patch_partitioned_job(name, {"spec": {"runs": {"suspend": suspend}}})
+    session.out.print(
+        f"partitionedjob.{GROUP}/{name} schedule {'suspended' if suspend else 'resumed'}"
+    )
+    note = (
+        "No scheduled partition starts; running ones finish; Backfills of the job keep "
+        "running. Windows closing meanwhile are decided on resume by catchUp "
+        f"({runs.catch_up})."
+        if suspend
+        else f"Windows that closed while suspended are decided now by catchUp ({runs.catch_up})."
+    )
+    session.out.print(note, style="dim")
     return EXIT_OK
 
 
