@@ -238,6 +238,25 @@ def test_invalid_runs_are_refused_at_apply(api: Api) -> None:
         assert message in refused.value.body, (bad, refused.value.body)
 
 
+def test_operator_kills_during_a_catch_up_start_each_partition_once(
+    operator: OperatorProcess, api: Api, runs: Runs
+) -> None:
+    end = _minute(datetime.now(UTC)) - timedelta(minutes=1)
+    job = partitioned_job(
+        "crashy", cron="* * * * *", start=(end - timedelta(minutes=200)).isoformat()
+    )
+    job["spec"]["partitions"]["schedule"]["end"] = end.isoformat()
+    job["spec"]["runs"] = {"catchUp": "All", "concurrency": 20}
+    api.create(job)
+    for started in (40, 90, 140):
+        wait_for(lambda n=started: len(runs.runs) >= n, 120, 0.1, message=f"{started} started")
+        operator.kill()  # SIGKILL: no graceful shutdown, mid-pass
+        operator.restart()
+    settled(api, "crashy", 199, "0-199")
+    assert runs.indices() == list(range(200))  # each partition's Job created once
+    assert runs.max_active <= 20
+
+
 @pytest.mark.long
 def test_ten_thousand_missed_partitions(operator: OperatorProcess, api: Api, runs: Runs) -> None:
     _many(api, runs, 10_000, timeout=1800)

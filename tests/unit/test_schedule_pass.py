@@ -156,3 +156,26 @@ def test_an_invalid_schedule_sends_one_warning_and_creates_nothing(api: FakeApi)
     rec.reconcile_partitioned_job(NS, "pj")
     assert [e["reason"] for e in api.events] == ["InvalidPartitions"]  # once, not per pass
     assert api.jobs == {} and "runs" not in api.status(PARTITIONED_JOBS, "pj")
+
+
+def test_removing_runs_lets_running_jobs_record_their_outcome_then_drops_the_status(
+    api: FakeApi,
+) -> None:
+    api.put(PARTITIONED_JOBS, scheduled_job(catchUp="All", concurrency=2))
+    rec = reconciler(api)
+    rec.reconcile_partitioned_job(NS, "pj")
+    running = api.active()
+    assert len(running) == 2
+    stored = api.objects[(PARTITIONED_JOBS, "pj")]
+    del stored["spec"]["runs"]
+    stored["metadata"]["generation"] = 2
+    rec.reconcile_partitioned_job(NS, "pj")
+    assert api.active() == running  # suspended: nothing new starts
+    assert runs_status(api)["counts"]["running"] == 2
+    for name in running:
+        api.finish(name, ok=True)
+    rec.reconcile_partitioned_job(NS, "pj")
+    assert api.status(PARTITIONED_JOBS, "pj")["ledger"]["succeeded"] == "0-1"
+    rec.reconcile_partitioned_job(NS, "pj")
+    assert "runs" not in api.status(PARTITIONED_JOBS, "pj")
+    assert len(api.creations) == 2

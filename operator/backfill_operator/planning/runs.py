@@ -141,23 +141,25 @@ def judge_runs(
 ) -> RunsVerdict | None:
     """Return the schedule's verdict, or None when it has nothing to do.
 
-    None when ``spec.runs`` is unset or the job's partitions are not a valid schedule (the
-    PartitionedJob's own conditions say why). ``job.status`` must be the status the pass is
+    None when ``spec.runs`` is unset (and none of the schedule's Jobs is left running) or the
+    job's partitions are not a valid schedule (the PartitionedJob's own conditions say why). ``job.status`` must be the status the pass is
     about to write (its ``partitioning`` current): ``status.runs`` recorded for another
     numbering is started afresh. ``check_template`` is called with the first partition the
     schedule takes on; a refusal makes the verdict invalid (nothing is launched).
     """
     spec = job.spec
-    if spec is None or spec.runs is None:
+    previous = job.status.runs
+    if spec is None or (spec.runs is None and (previous is None or not previous.running)):
         return None
+    # spec.runs removed while scheduled Jobs run: suspended until they end (their outcomes
+    # still reach the ledger), then status.runs goes.
+    runs = spec.runs or ScheduledRuns(suspend=True)
     try:
         space = build_space(spec, now)
     except InvalidSpec:
         return None
     if not isinstance(space, TimePartitions) or space.fingerprint != job.status.partitioning:
         return None
-    runs = spec.runs
-    previous = job.status.runs
     if previous is None or previous.partitioning != space.fingerprint:
         previous = ScheduleStatus()  # first pass, or recorded for another numbering
     epoch = int(now.timestamp())
