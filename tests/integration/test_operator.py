@@ -166,13 +166,17 @@ class JobRecorder:
         listed = self.batch.list_namespaced_job(self.namespace)
         version = listed.metadata.resource_version
         self._ready.set()
-        for event in self._watch.stream(
-            self.batch.list_namespaced_job,
-            self.namespace,
-            resource_version=version,
-            timeout_seconds=600,
-        ):
-            self.handle(event["type"], event["object"])
+        # The apiserver ends a watch after timeoutSeconds: watch again from the last event seen,
+        # so runs longer than that are recorded whole (a 410 Gone fails the test loudly).
+        while not self._stopping:
+            for event in self._watch.stream(
+                self.batch.list_namespaced_job,
+                self.namespace,
+                resource_version=version,
+                timeout_seconds=300,
+            ):
+                self.handle(event["type"], event["object"])
+                version = event["object"].metadata.resource_version
 
     def handle(self, event_type: str, job: Any) -> None:
         """Record one watch event of a Job (subclasses record more)."""

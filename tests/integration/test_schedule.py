@@ -257,16 +257,39 @@ def test_operator_kills_during_a_catch_up_start_each_partition_once(
     assert runs.max_active <= 20
 
 
+def test_scheduled_jobs_go_through_kueue(
+    operator: OperatorProcess, api: Api, runs: Runs, kueue_queue: str
+) -> None:
+    job, _ = ten_closed_hours(
+        "queued", catchUp="All", concurrency=4, kueue={"queueName": kueue_queue}
+    )
+    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "1"}}
+    api.create(job)
+    queued = wait_for(
+        lambda: (schedule(api, "queued").get("counts") or {}).get("queued"),
+        60,
+        0.2,
+        message=lambda: f"some Jobs queued: {schedule(api, 'queued')}",
+    )
+    assert queued >= 1  # created suspended, Kueue holds them (quota: two cpu-1 Jobs)
+    settled(api, "queued", 9, "0-9")
+    assert runs.indices() == list(range(10))
+    for item in api.batch.list_namespaced_job(api.ns).items:
+        assert item.metadata.labels["kueue.x-k8s.io/queue-name"] == kueue_queue
+
+
 @pytest.mark.long
+@pytest.mark.timeout(2400)
 def test_ten_thousand_missed_partitions(operator: OperatorProcess, api: Api, runs: Runs) -> None:
-    _many(api, runs, 10_000, timeout=1800)
+    _many(operator, api, runs, 10_000, timeout=1800)
 
 
 def test_a_thousand_missed_partitions(operator: OperatorProcess, api: Api, runs: Runs) -> None:
-    _many(api, runs, 1_000, timeout=300)
+    _many(operator, api, runs, 1_000, timeout=300)
 
 
-def _many(api: Api, runs: Runs, count: int, timeout: float) -> None:
+def _many(operator: OperatorProcess, api: Api, runs: Runs, count: int, timeout: float) -> None:
     """``count`` missed minutely partitions, policy All, concurrency 20: every one runs once,
     never more than 20 at once, and the PartitionedJob stays under 256 KiB."""
     end = _minute(datetime.now(UTC)) - timedelta(minutes=1)
@@ -289,6 +312,8 @@ def _many(api: Api, runs: Runs, count: int, timeout: float) -> None:
 
     wait_for(done, timeout, 1.0, message=lambda: f"all ran: {schedule(api, 'many')}")
     assert runs.indices() == list(range(count))  # each exactly once
+    created = f'backfill_jobs_created_total{{namespace="{api.ns}",backfill="schedule:many"}}'
+    assert f"{created} {float(count)}" in operator.metrics()  # no create beyond one each
     assert runs.max_active <= 20
     assert largest < 256 * 1024, largest
 
