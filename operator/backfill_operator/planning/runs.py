@@ -142,10 +142,11 @@ def judge_runs(
     """Return the schedule's verdict, or None when it has nothing to do.
 
     None when ``spec.runs`` is unset (and none of the schedule's Jobs is left running) or the
-    job's partitions are not a valid schedule (the PartitionedJob's own conditions say why). ``job.status`` must be the status the pass is
-    about to write (its ``partitioning`` current): ``status.runs`` recorded for another
-    numbering is started afresh. ``check_template`` is called with the first partition the
-    schedule takes on; a refusal makes the verdict invalid (nothing is launched).
+    job's partitions are not a valid schedule (the PartitionedJob's own conditions say why).
+    ``job.status`` must be the status the pass is about to write (its ``partitioning``
+    current): ``status.runs`` recorded for another numbering is started afresh.
+    ``check_template`` is called with the first partition the schedule takes on; a refusal
+    makes the verdict invalid (nothing is launched).
     """
     spec = job.spec
     previous = job.status.runs
