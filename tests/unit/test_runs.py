@@ -27,10 +27,11 @@ from backfill_operator.api.model import (
     ScheduledRuns,
     ScheduleStatus,
 )
+from backfill_operator.planning.catchup import TakeOn, take_on
 from backfill_operator.planning.decide import Decision
 from backfill_operator.planning.observed import JobState, ObservedJob
 from backfill_operator.planning.ranges import IndexSet
-from backfill_operator.planning.runs import RunsVerdict, TakeOn, judge_runs, plan_runs, take_on
+from backfill_operator.planning.runs import RunsVerdict, judge_runs, plan_runs
 from backfill_operator.planning.schedule import TimePartitions
 from backfill_operator.planning.verdict import PartitionedJobView
 

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from .. import clock as clocks
 from ..api.model import PARTITION_STATES, BackfillStatus, Phase, ScheduledRuns, ScheduleStatus
-from ..planning.runs import TakeOn
+from ..planning.catchup import TakeOn
 from ..planning.state import Outcome
 from ..planning.times import parse_time
 

@@ -36,7 +36,7 @@ from ..api.model import (
 from ..api.reasons import ConditionType, EventReason, Reason
 from . import conditions as cond
 from .admission import Claim
-from .catchup import TakeOn, Timeline, take_on
+from .catchup import TakeOn, take_on
 from .decide import Decision, plan
 from .observed import ObservedJob
 from .ranges import IndexSet
@@ -56,8 +56,6 @@ from .verdict import (
 
 __all__ = [
     "RunsVerdict",
-    "TakeOn",
-    "Timeline",
     "as_backfill_status",
     "compose_runs_status",
     "judge_runs",
@@ -65,7 +63,6 @@ __all__ = [
     "plan_runs",
     "runs_events",
     "series_name",
-    "take_on",
 ]
 
 
@@ -109,7 +106,7 @@ class RunsVerdict:
     ``verdict`` is the schedule as a run (its selection is ``take.scheduled``; None when
     that is empty); ``previous`` the recorded ``status.runs`` (empty after a numbering
     change); ``space`` the job's partitions; ``next_window`` the next partition to come due
-    (index, window end in epoch seconds) or None.
+    (index, window start, window end; epoch seconds) or None.
     """
 
     runs: ScheduledRuns
@@ -118,14 +115,14 @@ class RunsVerdict:
     previous: ScheduleStatus
     space: TimePartitions
     now: datetime
-    next_window: tuple[int, int] | None
+    next_window: tuple[int, int, int] | None
 
     @property
     def next_due(self) -> datetime | None:
         """When the next partition comes due (window end plus delay), or None."""
         if self.next_window is None:
             return None
-        return utc_from_epoch(self.next_window[1] + self.runs.delay_seconds)
+        return utc_from_epoch(self.next_window[2] + self.runs.delay_seconds)
 
 
 def judge_runs(
@@ -195,7 +192,7 @@ def judge_runs(
         previous=previous,
         space=space,
         now=now,
-        next_window=None if window is None else (following, window[1]),
+        next_window=None if window is None else (following, *window),
     )
 
 
@@ -284,7 +281,7 @@ def compose_runs_status(
         last_time = rfc3339(now)
     next_partition = next_time = None
     if rv.next_window is not None:
-        next_partition = _key(rv, rv.next_window[0])
+        next_partition = rv.space.format_key(rv.next_window[1])
         next_time = rfc3339(rv.next_due)
     return ScheduleStatus(
         partitioning=rv.space.fingerprint,
@@ -303,13 +300,20 @@ def compose_runs_status(
         running=bf.running,
         failures=bf.failures,
         waiting=bf.waiting,
-        message=_message(rv, bf, missed, lag),
+        message=_message(rv, bf, missed, lag, next_partition, next_time),
         start_time=bf.start_time,
         last_failure_event_time=bf.last_failure_event_time,
     )
 
 
-def _message(rv: RunsVerdict, bf: BackfillStatus, missed: MissedPartitions, lag: int) -> str:
+def _message(
+    rv: RunsVerdict,
+    bf: BackfillStatus,
+    missed: MissedPartitions,
+    lag: int,
+    next_partition: str | None,
+    next_time: str | None,
+) -> str:
     if rv.verdict.invalid is not None:
         return rv.verdict.invalid.message
     parts: list[str] = []
@@ -326,8 +330,8 @@ def _message(rv: RunsVerdict, bf: BackfillStatus, missed: MissedPartitions, lag:
         parts.append(f"lag {lag}s")
     if missed.count:
         parts.append(f"{missed.count} missed (oldest {missed.oldest})")
-    if rv.next_window is not None and not rv.runs.suspend:
-        parts.append(f"next {_key(rv, rv.next_window[0])} at {rfc3339(rv.next_due)}")
+    if next_partition is not None and not rv.runs.suspend:
+        parts.append(f"next {next_partition} at {next_time}")
     return "; ".join(parts)
 
 
