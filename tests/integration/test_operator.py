@@ -235,6 +235,8 @@ def test_backfill_runs_every_partition_once_within_concurrency(
         "succeeded": 20,
         "failed": 0,
         "skipped": 0,
+        "upstreamFailed": 0,
+        "marked": 0,
     }
     assert status["partitions"]["succeeded"] == "0-19"
     assert status["progress"] == "20/20"

@@ -441,6 +441,7 @@ def test_dashboard_structure() -> None:
     for topic in (
         "progress",
         "partitions by state",
+        "partitions by step",
         "throughput",
         "failure rate",
         "p50 / p95",
@@ -458,7 +459,7 @@ def test_dashboard_structure() -> None:
 
 def test_dashboard_queries_use_operator_metrics_and_variables() -> None:
     known = _known_metrics()
-    assert len(known) == 19
+    assert len(known) == 20
     used: set[str] = set()
     for title, target in _dashboard_targets():
         expr = target["expr"]
@@ -613,6 +614,74 @@ def test_schedule_alerts_fire_when_pinned(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
+
+
+def test_step_panel_query_falls_back_per_backfill(tmp_path: Path) -> None:
+    """promtool: "Partitions by step" shows each step of a Backfill with steps, and a Backfill
+    without steps (a jobTemplate job) as one row "(no steps)" from backfill_partitions."""
+    (panel,) = [
+        p for p in json.loads(DASHBOARD.read_text())["panels"] if p["title"] == "Partitions by step"
+    ]
+    (target,) = panel["targets"]
+    expr = target["expr"].replace("$namespace", "data").replace("$backfill", "steps|plain")
+    series = []
+    for state, value in (("succeeded", 2), ("upstream_failed", 1)):
+        for backfill in ("steps", "plain", "other"):
+            series.append(
+                {
+                    "series": f'backfill_partitions{{namespace="data", backfill="{backfill}", '
+                    f'state="{state}"}}',
+                    "values": f"{value}x5",
+                }
+            )
+        for step in ("ingest", "validate"):
+            series.append(
+                {
+                    "series": f'backfill_step_partitions{{namespace="data", backfill="steps", '
+                    f'step="{step}", state="{state}"}}',
+                    "values": f"{value + (step == 'ingest')}x5",
+                }
+            )
+
+    def row(backfill: str, step: str, state: str, value: int) -> dict[str, Any]:
+        labels = f'{{backfill="{backfill}", namespace="data", state="{state}", step="{step}"}}'
+        return {"labels": labels, "value": value}
+
+    tests = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "2m",
+                        "exp_samples": [
+                            row("steps", "ingest", "succeeded", 3),
+                            row("steps", "ingest", "upstream_failed", 2),
+                            row("steps", "validate", "succeeded", 2),
+                            row("steps", "validate", "upstream_failed", 1),
+                            row("plain", "(no steps)", "succeeded", 2),
+                            row("plain", "(no steps)", "upstream_failed", 1),
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    tests_file = tmp_path / "step_panel_test.yaml"
+    tests_file.write_text(yaml.safe_dump(tests))
+    done = subprocess.run(
+        [_promtool(), "test", "rules", str(tests_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # ------------------------------------------------------------------- deploy documentation

@@ -244,7 +244,11 @@ def test_order_create_ledger_status_delete_events(world: Any) -> None:
         f"delete job {first}",
         "event PartitionFailed",
     ]
-    assert api.status(PARTITIONED_JOBS, "pj")["ledger"] == {"succeeded": "", "failed": "0"}
+    assert api.status(PARTITIONED_JOBS, "pj")["ledger"] == {
+        "succeeded": "",
+        "failed": "0",
+        "steps": [],
+    }
     assert api.status()["partitions"]["failed"] == "0"
     assert runs(rec, "failed") == 1
 
@@ -339,7 +343,7 @@ def test_outcomes_of_an_older_numbering_stay_out_of_the_ledger(world: Any) -> No
     pj_status = api.status(PARTITIONED_JOBS, "pj")
     assert numbering and numbering[0] != old
     assert pj_status["partitioning"] == numbering[0]  # not written back to the old one
-    assert pj_status["ledger"] == {"succeeded": "", "failed": ""}
+    assert pj_status["ledger"] == {"succeeded": "", "failed": "", "steps": []}
     assert api.status()["partitioning"] == old  # the Backfill recorded its own numbering
 
 
@@ -400,8 +404,14 @@ def test_a_crash_between_any_two_steps_is_repaired_by_the_next_pass(
         "skipped": "",
         "running": "",
         "queued": "",
+        "upstreamFailed": "",
+        "marked": "",
     }
-    assert api.status(PARTITIONED_JOBS, "pj")["ledger"] == {"succeeded": "0,2-3", "failed": "1"}
+    assert api.status(PARTITIONED_JOBS, "pj")["ledger"] == {
+        "succeeded": "0,2-3",
+        "failed": "1",
+        "steps": [],
+    }
     assert len(api.creations) == len(set(api.creations)) == 4  # each attempt created once
     assert api.jobs == {}  # every finished Job deleted once its outcome was recorded
     reasons = [e["reason"] for e in api.events]

@@ -20,6 +20,8 @@ LABEL_SCHEDULED = f"{GROUP}/scheduled"
 LABEL_PARTITIONED_JOB = f"{GROUP}/partitioned-job"
 #: Label: the global partition index, decimal.
 LABEL_PARTITION_INDEX = f"{GROUP}/partition-index"
+#: Label: the step of the partition the Job runs (jobs with ``spec.steps`` only).
+LABEL_STEP = f"{GROUP}/step"
 #: Label: the attempt number, 1-based, decimal.
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 #: Annotation: the partition key.

@@ -52,6 +52,23 @@ DEFAULT_STARTING_DEADLINE_SECONDS = 300
 #: Default ``spec.runs.priority``: above a Backfill's default 0 (airflow#72730: backfills
 #: must not starve the schedule).
 DEFAULT_SCHEDULE_PRIORITY = 100
+#: Most steps of a PartitionedJob (``spec.steps``), and most ``dependsOn`` entries of one step.
+MAX_STEPS = 50
+#: Longest step name: a DNS-1123 label fragment, short enough to leave room in a Job's name.
+MAX_STEP_NAME_LENGTH = 40
+#: Most ``env`` entries of a Backfill.
+MAX_BACKFILL_ENV = 100
+#: Environment variables the operator sets on every container; a Backfill's ``env`` cannot
+#: override them.
+RESERVED_ENV = (
+    "PARTITION_KEY",
+    "PARTITION_START",
+    "PARTITION_END",
+    "PARTITION_INDEX",
+    "BACKFILL_NAME",
+    "BACKFILL_ATTEMPT",
+    "STEP_NAME",
+)
 #: The run name of a PartitionedJob's scheduled runs in claims, lock holders and metrics
 #: (parentheses: never a Backfill's name).
 SCHEDULE_RUN = "(schedule)"
@@ -319,6 +336,69 @@ class ScheduledRuns(_Model):
     )
 
 
+_JOB_TEMPLATE_SCHEMA: dict[str, Any] = {
+    "x-kubernetes-preserve-unknown-fields": True,
+    "properties": {
+        "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    },
+    "required": ["spec"],
+}
+
+_STEP_NAME = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_STEP_NAME_LENGTH,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    ),
+]
+
+
+class Step(_Model):
+    """One step of every partition: its own Job per partition, after its upstream steps.
+
+    A partition's step starts once every step it ``dependsOn`` succeeded for that partition
+    (Airflow's ``task1 >> task2`` within one DAG run); an upstream failure (after its retries)
+    marks the downstream steps of that partition ``upstreamFailed``.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.dependsOn) || !(self.name in self.dependsOn)",
+                    "a step cannot depend on itself",
+                )
+            ]
+        }
+    )
+
+    name: _STEP_NAME = Field(
+        description=(
+            "Unique within the job; a DNS-1123 label of at most "
+            f"{MAX_STEP_NAME_LENGTH} characters (label backfill.dev/step, env STEP_NAME)."
+        )
+    )
+    depends_on: list[_STEP_NAME] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        description="Names of steps of the same partition that must succeed first.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    depends_on_past: bool = Field(
+        default=False,
+        description=(
+            "True: this step of partition i waits until the same step of partition i-1 "
+            "succeeded (Airflow's depends_on_past)."
+        ),
+    )
+    job_template: dict[str, Any] = Field(
+        description="A batch/v1 JobTemplateSpec for this step (as spec.jobTemplate).",
+        json_schema_extra=_JOB_TEMPLATE_SCHEMA,
+    )
+
+
 class PartitionedJobSpec(_Model):
     """What runs, and how it is partitioned."""
 
@@ -329,26 +409,41 @@ class PartitionedJobSpec(_Model):
                     "!has(self.runs) || has(self.partitions.schedule)",
                     "runs (scheduled runs) needs time partitions: partitions.schedule",
                     ".runs",
-                )
+                ),
+                _cel(
+                    "has(self.jobTemplate) != has(self.steps)",
+                    "exactly one of jobTemplate and steps must be set",
+                ),
+                _cel(
+                    "!has(self.steps) || self.steps.all(s, !has(s.dependsOn) || s.dependsOn.all(d, "
+                    "self.steps.exists(t, t.name == d)))",
+                    "steps[].dependsOn names a step that does not exist",
+                    ".steps",
+                ),
             ]
         }
     )
 
     partitions: PartitionsDefinition = Field(description="The partitions of this job.")
-    job_template: dict[str, Any] = Field(
+    job_template: dict[str, Any] | None = Field(
+        default=None,
         description=(
-            "A batch/v1 JobTemplateSpec, as in CronJob. Every container gets the environment "
-            "variables PARTITION_KEY, PARTITION_START, PARTITION_END, PARTITION_INDEX, "
-            "BACKFILL_NAME and BACKFILL_ATTEMPT."
+            "A batch/v1 JobTemplateSpec, as in CronJob: one Job per partition. Every container "
+            "gets the environment variables PARTITION_KEY, PARTITION_START, PARTITION_END, "
+            "PARTITION_INDEX, BACKFILL_NAME and BACKFILL_ATTEMPT (and STEP_NAME with steps). "
+            "Exactly one of jobTemplate and steps."
         ),
-        json_schema_extra={
-            "x-kubernetes-preserve-unknown-fields": True,
-            "properties": {
-                "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            },
-            "required": ["spec"],
-        },
+        json_schema_extra=_JOB_TEMPLATE_SCHEMA,
+    )
+    steps: list[Step] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_STEPS,
+        description=(
+            "Named steps, each with its own Job template and dependsOn: one Job per "
+            "(partition, step). The graph must be acyclic. Exactly one of jobTemplate and steps."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     concurrency: int | None = Field(
         default=None,
@@ -391,6 +486,14 @@ class Condition(_Model):
     last_transition_time: str | None = Field(default=None, description="RFC 3339, UTC.")
 
 
+class StepLedger(_Model):
+    """One step's last final outcomes, as compact index sets (see :class:`PartitionLedger`)."""
+
+    name: str
+    succeeded: str = ""
+    failed: str = ""
+
+
 class PartitionLedger(_Model):
     """Last final outcome of each partition across all Backfills, as compact index sets.
 
@@ -400,6 +503,17 @@ class PartitionLedger(_Model):
 
     succeeded: str = ""
     failed: str = ""
+    steps: list[StepLedger] = Field(
+        default_factory=list,
+        description=(
+            "With spec.steps: each step's last final outcomes; then succeeded and failed above "
+            "are their roll-up (succeeded: every step succeeded; failed: some step failed)."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
 
 
 class PartitionedJobStatus(_Model):
@@ -485,6 +599,39 @@ class Reprocess(enum.StrEnum):
     ALL = "All"
 
 
+class EnvVar(_Model):
+    """A ``core/v1`` EnvVar.
+
+    ``value`` may refer to earlier variables as ``$(NAME)``; ``valueFrom`` is kept as written
+    (the apiserver checks it when the Job is created).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(has(self.value) && has(self.valueFrom))",
+                    "set value or valueFrom, not both",
+                )
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    value: str | None = None
+    value_from: dict[str, Any] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+
+
+def _reserved_env_rule() -> Any:
+    names = ", ".join(f"'{n}'" for n in RESERVED_ENV)
+    return _cel(
+        f"self.all(e, !(e.name in [{names}]))",
+        "env cannot override the variables the operator sets: " + ", ".join(RESERVED_ENV),
+    )
+
+
 class BackfillSpec(_Model):
     """One request to run a set of partitions of a PartitionedJob."""
 
@@ -557,6 +704,78 @@ class BackfillSpec(_Model):
         le=1000,
         description="Finished failed Jobs kept after their outcome is recorded.",
     )
+    steps: list[_STEP_NAME] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_STEPS,
+        description=(
+            "Run only these steps of the PartitionedJob's spec.steps (Airflow's -t). Unset: "
+            "every step."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    include_upstream: bool = Field(
+        default=False, description="Also run every step the selected steps depend on."
+    )
+    include_downstream: bool = Field(
+        default=False, description="Also run every step that depends on the selected steps."
+    )
+    ignore_dependencies: bool = Field(
+        default=False,
+        description=(
+            "Run a selected step even when an upstream step outside this Backfill has no "
+            "success recorded for that partition (Airflow's -i). Upstream steps this Backfill "
+            "runs are still waited for."
+        ),
+    )
+    ignore_first_depends_on_past: bool = Field(
+        default=False,
+        description=(
+            "Steps with dependsOnPast do not wait for the partition before this Backfill's "
+            "first one (Airflow's -I)."
+        ),
+    )
+    mark_succeeded: bool = Field(
+        default=False,
+        description=(
+            "Create no Job: record the selected (partition, step) outcomes as succeeded in the "
+            "ledger, as reprocess selects them (Airflow's -m)."
+        ),
+    )
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=MAX_BACKFILL_ENV,
+        description=(
+            "Added to every container of this Backfill's Jobs, after the PARTITION_* variables "
+            "(so $(PARTITION_KEY) resolves) and replacing the template's variables of the same "
+            "name; the operator's own names are refused."
+        ),
+        json_schema_extra={"x-kubernetes-validations": [_reserved_env_rule()]},
+    )
+    job_labels: dict[str, str] | None = Field(
+        default=None,
+        description="Labels added to this Backfill's Jobs and pods (not backfill.dev/ ones).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.all(k, !k.startsWith('backfill.dev/'))",
+                    "jobLabels cannot set the operator's backfill.dev/ labels",
+                )
+            ]
+        },
+    )
+    job_annotations: dict[str, str] | None = Field(
+        default=None,
+        description="Annotations added to this Backfill's Jobs and pods (not backfill.dev/ ones).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.all(k, !k.startsWith('backfill.dev/'))",
+                    "jobAnnotations cannot set the operator's backfill.dev/ annotations",
+                )
+            ]
+        },
+    )
 
 
 class Phase(enum.StrEnum):
@@ -575,11 +794,26 @@ TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
 
 #: The partition states of ``status.counts`` (besides ``total``), in display order; the
 #: ``state`` label values of the ``backfill_partitions`` metric.
-PARTITION_STATES = ("succeeded", "failed", "running", "queued", "pending", "skipped")
+PARTITION_STATES = (
+    "succeeded",
+    "failed",
+    "running",
+    "queued",
+    "pending",
+    "skipped",
+    "upstream_failed",
+    "marked",
+)
 
 
 class PartitionCounts(_Model):
-    """Partition counts; total = pending + queued + running + succeeded + failed + skipped."""
+    """Partition counts; total is the sum of the other fields.
+
+    For a Backfill of a job with steps the top-level counts roll the steps up per partition:
+    running (some step running) before queued, pending (some step pending or waiting to
+    retry), failed (some step failed or upstreamFailed), marked, succeeded, and skipped
+    (every step skipped); ``status.steps`` has each step's own counts.
+    """
 
     total: int = 0
     pending: int = 0
@@ -588,6 +822,16 @@ class PartitionCounts(_Model):
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
+    upstream_failed: int = Field(
+        default=0,
+        description=(
+            "Not run: an upstream step failed, or has no success recorded and is outside this "
+            "run, or (dependsOnPast) the previous partition's step did not succeed."
+        ),
+    )
+    marked: int = Field(
+        default=0, description="Recorded as succeeded without a Job (markSucceeded)."
+    )
 
 
 class PartitionSets(_Model):
@@ -598,13 +842,24 @@ class PartitionSets(_Model):
     skipped: str = ""
     running: str = ""
     queued: str = ""
+    upstream_failed: str = ""
+    marked: str = ""
+
+
+class StepStatus(_Model):
+    """One step's part of a run: its counts and partition sets (one entry per run step)."""
+
+    name: str
+    counts: PartitionCounts = Field(default_factory=PartitionCounts)
+    partitions: PartitionSets = Field(default_factory=PartitionSets)
 
 
 class RunningPartition(_Model):
-    """A partition with an active Job."""
+    """A partition (step) with an active Job."""
 
     key: str
     index: int
+    step: str | None = Field(default=None, description="The step (jobs with spec.steps).")
     job: str
     attempt: int
     start_time: str | None = None
@@ -640,10 +895,11 @@ class Waiting(_Model):
 
 
 class FailedPartition(_Model):
-    """A partition whose last attempt failed: waiting for a retry, or failed for good."""
+    """A partition (step) whose last attempt failed: waiting for a retry, or failed for good."""
 
     key: str
     index: int
+    step: str | None = Field(default=None, description="The step (jobs with spec.steps).")
     job: str
     attempts: int
     message: str = ""
@@ -686,6 +942,14 @@ class BackfillStatus(_Model):
     counts: PartitionCounts = Field(default_factory=PartitionCounts)
     progress: str | None = Field(default=None, description="succeeded/total, for kubectl get.")
     partitions: PartitionSets = Field(default_factory=PartitionSets)
+    steps: list[StepStatus] = Field(
+        default_factory=list,
+        description="Per step (jobs with spec.steps): counts and sets; the above roll them up.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
     running: list[RunningPartition] = Field(default_factory=list)
     failures: list[FailedPartition] = Field(default_factory=list)
     plan: Plan | None = None
@@ -759,6 +1023,14 @@ class ScheduleStatus(_Model):
     )
     counts: PartitionCounts = Field(default_factory=PartitionCounts)
     partitions: PartitionSets = Field(default_factory=PartitionSets)
+    steps: list[StepStatus] = Field(
+        default_factory=list,
+        description="Per step (jobs with spec.steps), as a Backfill's status.steps.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
     running: list[RunningPartition] = Field(default_factory=list)
     failures: list[FailedPartition] = Field(default_factory=list)
     waiting: Waiting | None = None

@@ -55,6 +55,9 @@ class Reason(enum.StrEnum):
     INVALID_SELECTION = "InvalidSelection"
     #: The apiserver refuses a Job built from the PartitionedJob's jobTemplate.
     INVALID_JOB_TEMPLATE = "InvalidJobTemplate"
+    #: The PartitionedJob's steps are not a valid graph (a cycle), or the Backfill selects
+    #: steps the job does not have (or steps of a job without spec.steps).
+    INVALID_STEPS = "InvalidSteps"
     #: The PartitionedJob's partition numbering changed after the Backfill started.
     PARTITIONING_CHANGED = "PartitioningChanged"
     # ---- Reconciling
@@ -95,6 +98,11 @@ class EventReason(enum.StrEnum):
     SUCCEEDED = "Succeeded"
     #: Warning: the Backfill reached phase Failed.
     FAILED = "Failed"
+    #: Normal: a ``markSucceeded`` Backfill recorded its (partition, step) outcomes as
+    #: succeeded without running them (how many).
+    MARKED_SUCCEEDED = "MarkedSucceeded"
+    #: Warning: downstream steps were not run because an upstream step failed (how many).
+    UPSTREAM_FAILED = "UpstreamFailed"
     #: Normal: the Backfill was suspended.
     SUSPENDED = "Suspended"
     #: Normal: a suspended Backfill launches again.

@@ -15,7 +15,7 @@ from typing import Any
 from ..api.model import API_VERSION
 from ..planning import runs as runs_planning
 from ..planning import verdict as judging
-from ..planning.state import LaunchRequest
+from ..planning.state import LaunchRequest, Unit
 from ..planning.status import EventIntent
 from . import builders
 from .builders import Owner
@@ -28,7 +28,7 @@ class Launched:
     """The launches of a pass that went through, their Jobs' creation times, the refusal."""
 
     requests: list[LaunchRequest] = field(default_factory=list)
-    created_at: dict[int, str] = field(default_factory=dict)
+    created_at: dict[Unit, str] = field(default_factory=dict)
     created: int = 0
     error: str | None = None
     quota: str | None = None
@@ -71,17 +71,22 @@ class JobActions:
         """
         out = Launched()
         pj = verdict.partitioned_job
-        if pj.spec is None or not requests:
+        spec = verdict.backfill.spec
+        if pj.spec is None or spec is None or not requests:
             return out
+        env = [e.to_api() for e in spec.env] if spec.env else None
         manifests = [
             builders.build_job(
                 owner=owner,
                 partitioned_job=pj.name,
-                job_template=pj.spec.job_template,
+                job_template=verdict.graph.templates[request.step],
                 request=request,
                 template_hash=verdict.template_hash,
                 partitioning=verdict.fingerprint or "",
-                kueue=verdict.backfill.spec.kueue if verdict.backfill.spec else None,
+                kueue=spec.kueue,
+                env=env,
+                extra_labels=spec.job_labels,
+                extra_annotations=spec.job_annotations,
             )
             for request in requests
         ]
@@ -100,7 +105,7 @@ class JobActions:
                 failure = failure or exc
                 continue
             out.requests.append(request)
-            out.created_at[request.index] = stamp
+            out.created_at[request.unit] = stamp
             out.created += 0 if adopted else 1
         if out.quota is not None:
             series = runs_planning.series_name(owner.name) if owner.scheduled else owner.name

@@ -48,11 +48,14 @@ class Owner:
         }
 
 
-def _with_env(container: dict[str, Any], env: list[dict[str, str]]) -> dict[str, Any]:
-    names = {e["name"] for e in env}
+def _with_env(
+    container: dict[str, Any], env: list[dict[str, str]], extra: list[dict[str, Any]]
+) -> dict[str, Any]:
+    names = {e["name"] for e in env} | {e["name"] for e in extra}
     kept = [e for e in container.get("env") or [] if e.get("name") not in names]
-    # Ours first, so the user's own variables may refer to them with $(PARTITION_KEY).
-    return {**container, "env": env + kept}
+    # Ours first, so the Backfill's and the template's variables may refer to them with
+    # $(PARTITION_KEY); the Backfill's replace the template's of the same name.
+    return {**container, "env": env + extra + kept}
 
 
 def build_job(
@@ -64,10 +67,19 @@ def build_job(
     template_hash: str,
     partitioning: str = "",
     kueue: Kueue | None = None,
+    env: list[dict[str, Any]] | None = None,
+    extra_labels: dict[str, str] | None = None,
+    extra_annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Return the batch/v1 Job manifest of one partition attempt.
+    """Return the batch/v1 Job manifest of one partition (step) attempt.
 
-    ``job_template`` is the PartitionedJob's ``spec.jobTemplate`` (a JobTemplateSpec). The
+    ``job_template`` is the PartitionedJob's ``spec.jobTemplate``, or for a step
+    (``request.step``) that step's ``jobTemplate`` (a JobTemplateSpec); a step's Job and pod
+    are labelled ``backfill.dev/step`` and get STEP_NAME. ``env`` (the Backfill's
+    ``spec.env``, EnvVar dicts) follows the operator's variables on every container and
+    replaces the template's of the same name; ``extra_labels``/``extra_annotations`` (the
+    Backfill's ``jobLabels``/``jobAnnotations``) go on the Job and its pods, under the
+    operator's own (which win). The
     Job is named ``request.job_name`` and gets the template's labels and annotations plus the
     operator's (:mod:`backfill_operator.api.labels`), a controller ownerReference to the
     owner, and the variables PARTITION_KEY, PARTITION_START, PARTITION_END (RFC 3339, ""
@@ -93,9 +105,12 @@ def build_job(
         if owner.scheduled
         else {names.LABEL_BACKFILL: owner.name, names.LABEL_BACKFILL_UID: owner.uid}
     )
+    step_labels = {names.LABEL_STEP: request.step} if request.step else {}
     job_labels = {
         **(meta.get("labels") or {}),
+        **(extra_labels or {}),
         **run_labels,
+        **step_labels,
         names.LABEL_PARTITIONED_JOB: partitioned_job,
         names.LABEL_PARTITION_INDEX: str(request.index),
         names.LABEL_ATTEMPT: str(request.attempt),
@@ -110,10 +125,11 @@ def build_job(
         spec["suspend"] = True
     annotations = {
         **(meta.get("annotations") or {}),
+        **(extra_annotations or {}),
         names.ANNOTATION_PARTITION_KEY: request.key,
         names.ANNOTATION_TEMPLATE_HASH: template_hash,
     }
-    env = [
+    env_vars = [
         {"name": "PARTITION_KEY", "value": request.key},
         {"name": "PARTITION_START", "value": rfc3339(request.start)},
         {"name": "PARTITION_END", "value": rfc3339(request.end)},
@@ -121,11 +137,15 @@ def build_job(
         {"name": "BACKFILL_NAME", "value": "" if owner.scheduled else owner.name},
         {"name": "BACKFILL_ATTEMPT", "value": str(request.attempt)},
     ]
+    if request.step:
+        env_vars.append({"name": "STEP_NAME", "value": request.step})
     pod_template: dict[str, Any] = spec.setdefault("template", {})
     pod_meta: dict[str, Any] = pod_template.setdefault("metadata", {})
     pod_meta["labels"] = {
         **(pod_meta.get("labels") or {}),
+        **(extra_labels or {}),
         **({names.LABEL_SCHEDULED: "true"} if owner.scheduled else {}),
+        **step_labels,
         names.LABEL_PARTITIONED_JOB: partitioned_job,
         **({} if owner.scheduled else {names.LABEL_BACKFILL: owner.name}),
         names.LABEL_PARTITION_INDEX: str(request.index),
@@ -133,12 +153,13 @@ def build_job(
     }
     pod_meta["annotations"] = {
         **(pod_meta.get("annotations") or {}),
+        **(extra_annotations or {}),
         names.ANNOTATION_PARTITION_KEY: request.key,
     }
     pod_spec: dict[str, Any] = pod_template.setdefault("spec", {})
     for field in ("containers", "initContainers"):
         if pod_spec.get(field):
-            pod_spec[field] = [_with_env(c, env) for c in pod_spec[field]]
+            pod_spec[field] = [_with_env(c, env_vars, env or []) for c in pod_spec[field]]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -3,13 +3,18 @@
 Names follow the Prometheus conventions: base units in the name (``_seconds``), counters end in
 ``_total``. Every series labelled with a Backfill is removed by :meth:`Metrics.forget` when the
 Backfill is deleted, so dashboards do not show ghosts.
+
+Steps (``PartitionedJob.spec.steps``) have one gauge of their own,
+``backfill_step_partitions{step, state}`` from ``status.steps``; the counters and histograms
+(runs, durations, Jobs created) count the Jobs of every step together, without a step label, so
+that a job of 50 steps does not multiply their series.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import (
     REGISTRY,
@@ -24,7 +29,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import clock as clocks
-from ..api.model import PARTITION_STATES, BackfillStatus, Phase, ScheduledRuns, ScheduleStatus
+from ..api.model import (
+    PARTITION_STATES,
+    BackfillStatus,
+    Phase,
+    ScheduledRuns,
+    ScheduleStatus,
+    StepStatus,
+)
 from ..planning.catchup import TakeOn
 from ..planning.state import Outcome
 from ..planning.times import parse_time
@@ -85,6 +97,12 @@ class Metrics:
             "backfill_partitions",
             "Partitions of a Backfill by state.",
             (*_BF, "state"),
+            registry=reg,
+        )
+        self.step_partitions = Gauge(
+            "backfill_step_partitions",
+            "Partitions of a Backfill by step and state (PartitionedJobs with spec.steps).",
+            (*_BF, "step", "state"),
             registry=reg,
         )
         self.concurrency = Gauge(
@@ -188,6 +206,8 @@ class Metrics:
             registry=reg,
         )
         self._jobs: dict[tuple[str, str], str] = {}
+        #: The steps each Backfill has ``backfill_step_partitions`` series for.
+        self._steps: dict[tuple[str, str], frozenset[str]] = {}
 
     def observe_status(
         self,
@@ -202,11 +222,14 @@ class Metrics:
         """Set the gauges of one Backfill from its status.
 
         ``phase`` False leaves ``backfill_phase`` out (a schedule has no phase: six series
-        less per scheduled PartitionedJob on every scrape).
+        less per scheduled PartitionedJob on every scrape). ``status.steps`` (jobs with
+        ``spec.steps``) sets ``backfill_step_partitions``; the series of steps no longer in it
+        are removed.
         """
         counts = status.counts
         for state in PARTITION_STATES:
             self.partitions.labels(namespace, name, state).set(getattr(counts, state))
+        self._observe_steps(namespace, name, status.steps)
         self.concurrency.labels(namespace, name).set(concurrency)
         waiting = status.waiting
         self.waiting.labels(namespace, name, "lock").set(waiting.on_lock if waiting else 0)
@@ -219,8 +242,33 @@ class Metrics:
         self._jobs[(namespace, name)] = job
         self.info.labels(namespace, name, job).set(1)
 
+    def _observe_steps(self, namespace: str, name: str, steps: Sequence[StepStatus]) -> None:
+        """Set ``backfill_step_partitions`` of one Backfill; drop the steps it no longer has."""
+        names = frozenset(step.name for step in steps)
+        for gone in self._steps.get((namespace, name), frozenset()) - names:
+            self._remove_step(namespace, name, gone)
+        for step in steps:
+            for state in PARTITION_STATES:
+                self.step_partitions.labels(namespace, name, step.name, state).set(
+                    getattr(step.counts, state)
+                )
+        if names:
+            self._steps[(namespace, name)] = names
+        else:
+            self._steps.pop((namespace, name), None)
+
+    def _remove_step(self, namespace: str, name: str, step: str) -> None:
+        """Remove the ``backfill_step_partitions`` series of one step of one Backfill."""
+        for state in PARTITION_STATES:
+            with contextlib.suppress(KeyError):
+                self.step_partitions.remove(namespace, name, step, state)
+
     def record(self, namespace: str, name: str, outcomes: Iterable[Outcome], created: int) -> None:
-        """Count finished runs (with durations) and created Jobs of one pass."""
+        """Count finished runs (with durations) and created Jobs of one pass.
+
+        Runs are Job attempts: with steps, every step's, counted together (``Outcome.step`` is
+        not a label).
+        """
         for outcome in outcomes:
             result = "succeeded" if outcome.succeeded else "failed"
             self.runs.labels(namespace, name, result).inc()
@@ -275,6 +323,8 @@ class Metrics:
         if job is not None:
             with contextlib.suppress(KeyError):
                 self.info.remove(namespace, name, job)
+        for step in self._steps.pop((namespace, name), frozenset()):
+            self._remove_step(namespace, name, step)
 
     def observe_schedule(
         self,

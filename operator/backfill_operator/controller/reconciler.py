@@ -25,6 +25,7 @@ with fakes (``tests/unit/test_reconciler.py``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from dataclasses import dataclass, replace
@@ -39,7 +40,6 @@ from ..api.model import (
     BackfillStatus,
     PartitionedJobStatus,
 )
-from ..planning import naming
 from ..planning import runs as runs_planning
 from ..planning import verdict as judging
 from ..planning.admission import Claim
@@ -51,6 +51,7 @@ from ..planning.partitioned_job import partitioned_job_events, partitioned_job_s
 from ..planning.space import Partition
 from ..planning.state import LaunchRequest
 from ..planning.status import compose_status, status_events
+from ..planning.steps import step_graph
 from ..planning.times import parse_time
 from . import builders
 from .actions import JobActions, Launched
@@ -123,19 +124,31 @@ class Reconciler:
     def _check_template(
         self, owner: Owner, pj: judging.PartitionedJobView, t_hash: str, sample: Partition
     ) -> str | None:
-        """Server-side dry run of a Job built from the template, once per template hash."""
+        """Server-side dry run of a Job built from each step's template, once per template hash.
+
+        Returns the first refusal (prefixed with the step's name for a job with steps).
+        """
         key = (owner.namespace, pj.name, t_hash)
         if key not in self._template_checks:
             assert pj.spec is not None
-            request = LaunchRequest(sample.index, sample.key, sample.start, sample.end, 1, "-")
-            manifest = builders.build_job(
-                owner=owner,
-                partitioned_job=pj.name,
-                job_template=pj.spec.job_template,
-                request=request,
-                template_hash=t_hash,
-            )
-            self._template_checks[key] = self.api.dry_run_job(manifest)
+            graph = step_graph(pj.spec)
+            refusal: str | None = None
+            for step in graph.order:
+                request = LaunchRequest(
+                    sample.index, sample.key, sample.start, sample.end, 1, "-", step
+                )
+                manifest = builders.build_job(
+                    owner=owner,
+                    partitioned_job=pj.name,
+                    job_template=graph.templates[step],
+                    request=request,
+                    template_hash=t_hash,
+                )
+                refusal = self.api.dry_run_job(manifest)
+                if refusal:
+                    refusal = f'step "{step}": {refusal}' if step else refusal
+                    break
+            self._template_checks[key] = refusal
         return self._template_checks[key]
 
     def _judge(
@@ -321,7 +334,10 @@ class Reconciler:
         generation = int(meta.get("generation") or 0)
         base = partitioned_job_status(spec, view.status, generation, now)
         owner = Owner(namespace, name, meta["uid"], kind="PartitionedJob")
-        t_hash = naming.template_hash(view.spec.job_template) if view.spec else ""
+        t_hash = ""
+        if view.spec is not None:
+            with contextlib.suppress(judging.InvalidSpec):
+                t_hash = step_graph(view.spec).template_hash()
         rv = runs_planning.judge_runs(
             replace(view, status=base),
             namespace=namespace,

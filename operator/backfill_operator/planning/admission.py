@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..api.model import PartitionedJobStatus
+from .ledger import ledger_of
 from .observed import JobState, ObservedJob
 from .ranges import IndexSet
 
@@ -58,14 +59,15 @@ class JobWide:
     """The PartitionedJob's runs as one pass of one of them sees them.
 
     ``limit`` is ``spec.concurrency`` of the PartitionedJob (None: no job-wide limit);
-    ``active_jobs`` every active Job of the job, of any run; ``held`` maps a partition index
-    to the name of the run whose active Job holds it (runs other than the deciding one);
+    ``active_jobs`` every active Job of the job, of any run; ``held`` maps a unit (step,
+    partition index) to the name of the run whose active Job holds it (runs other than the
+    deciding one; the lock is per (partition, step));
     ``claims`` the other runs' latest claims.
     """
 
     limit: int | None = None
     active_jobs: int = 0
-    held: Mapping[int, str] = field(default_factory=dict)
+    held: Mapping[tuple[str, int], str] = field(default_factory=dict)
     claims: Sequence[Claim] = ()
 
 
@@ -129,23 +131,23 @@ def shared_view(
         and j.run_uid != run_uid
         and (not j.partitioning or j.partitioning == fingerprint)
     ]
-    held: dict[int, str] = {}
+    held: dict[tuple[str, int], str] = {}
     succeeded = [j for j in foreign if j.state is JobState.SUCCEEDED]
-    ok = IndexSet()
-    if succeeded and job_status.partitioning == fingerprint:
-        ok = IndexSet.parse(job_status.ledger.succeeded)
+    ok: dict[str, IndexSet] = {}
     for job in foreign:
         if job.active:
             per_run[job.run] = per_run.get(job.run, 0) + 1
-            held[job.index] = job.run
+            held[(job.step, job.index)] = job.run
     for job in succeeded:
-        if job.index not in ok:
-            held.setdefault(job.index, job.run)
+        if job.step not in ok:
+            ok[job.step] = ledger_of(job_status, fingerprint, job.step)[0]
+        if job.index not in ok[job.step]:
+            held.setdefault((job.step, job.index), job.run)
     fresh = [replace(c, active=per_run.get(c.key, 0)) for c in claims]
     return JobWide(limit=limit, active_jobs=active_jobs, held=held, claims=fresh)
 
 
-def holders(locked: Mapping[int, str], most: int) -> list[tuple[str, int]]:
+def holders(locked: Mapping[tuple[str, int], str], most: int) -> list[tuple[str, int]]:
     """Return (run, partitions) for the runs holding ``locked``, most first, at most ``most``."""
     counts: dict[str, int] = {}
     for run in locked.values():

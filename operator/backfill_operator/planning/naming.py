@@ -43,15 +43,23 @@ def slug(text: str, limit: int, *, dots: bool = False) -> str:
     return cleaned[: max(0, limit)].strip(edges)
 
 
-def job_name(backfill: str, backfill_uid: str, index: int, key: str, attempt: int) -> str:
-    """Return the Job name of one partition attempt.
+def job_name(
+    backfill: str, backfill_uid: str, index: int, key: str, attempt: int, step: str = ""
+) -> str:
+    """Return the Job name of one partition (step) attempt.
 
     Shape: ``<backfill>-<key slug>-<10 hex>``, at most 63 characters, DNS-1123 label, where the
     hex is the start of sha256 over ``uid/index/attempt``; the backfill and key parts are
-    truncated (backfill to 30, key to 20 characters) and only make the name readable.
+    truncated (backfill to 30, key to 20 characters) and only make the name readable. With a
+    ``step``: ``<backfill>-<key slug>-<step>-<10 hex>`` (backfill to 20, key to 16, step to 14
+    characters), the hash over ``uid/index/step/attempt``.
     """
-    digest = hashlib.sha256(f"{backfill_uid}/{index}/{attempt}".encode()).hexdigest()
-    parts = [slug(backfill, 30), slug(key, 20), digest[:_HASH_LENGTH]]
+    if step:
+        digest = hashlib.sha256(f"{backfill_uid}/{index}/{step}/{attempt}".encode()).hexdigest()
+        parts = [slug(backfill, 20), slug(key, 16), slug(step, 14), digest[:_HASH_LENGTH]]
+    else:
+        digest = hashlib.sha256(f"{backfill_uid}/{index}/{attempt}".encode()).hexdigest()
+        parts = [slug(backfill, 30), slug(key, 20), digest[:_HASH_LENGTH]]
     name = "-".join(p for p in parts if p)
     if not name[0].isalpha():
         name = "p" + name

@@ -38,6 +38,7 @@ class ObservedJob:
     otherwise). ``suspended`` is an active Job with ``spec.suspend: true`` (Kueue holds it:
     queued); ``partitioning`` the numbering its index belongs to ("" on Jobs made before the
     label existed). A Job of the PartitionedJob's scheduled runs has ``run`` ``(schedule)``.
+    ``step`` is the step it runs ("" for a job with ``jobTemplate``).
     """
 
     name: str
@@ -55,6 +56,7 @@ class ObservedJob:
     run: str = ""
     run_uid: str = ""
     partitioning: str = ""
+    step: str = ""
 
     @property
     def active(self) -> bool:
@@ -124,4 +126,5 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
         ),
         run_uid=job_labels.get(labels.LABEL_BACKFILL_UID, ""),
         partitioning=job_labels.get(labels.LABEL_PARTITIONING, ""),
+        step=job_labels.get(labels.LABEL_STEP, ""),
     )

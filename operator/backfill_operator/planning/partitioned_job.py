@@ -14,7 +14,15 @@ from ..api.model import PartitionedJobSpec, PartitionedJobStatus, PartitionLedge
 from ..api.reasons import ConditionType, Reason
 from . import conditions as cond
 from .status import EventIntent
+from .steps import StepGraph, step_graph
 from .verdict import InvalidSpec, SpecError, build_space
+
+
+def _is_chain(graph: StepGraph) -> bool:
+    """True when each step depends on exactly the one before it (a -> b -> c)."""
+    return all(
+        graph.upstream[s] == ((graph.order[i - 1],) if i else ()) for i, s in enumerate(graph.order)
+    )
 
 
 def partitioned_job_status(
@@ -26,13 +34,16 @@ def partitioned_job_status(
     """Return a PartitionedJob's status: Ready/Stalled by whether its partitions parse.
 
     ``spec`` is the parsed spec, or why it could not be read (then Ready=False and
-    Stalled=True with reason InvalidPartitions, and the ledger is kept as it is). The ledger
+    Stalled=True with reason InvalidPartitions, and the ledger is kept as it is);
+    partitions that do not parse (InvalidPartitions) or a cycle among its steps
+    (InvalidSteps) likewise. The ledger
     is kept unless the partitioning fingerprint changed.
     """
     try:
         if isinstance(spec, SpecError):
             raise InvalidSpec(Reason.INVALID_PARTITIONS, f"spec is invalid: {spec.full}")
         space = build_space(spec, now)
+        graph = step_graph(spec)
     except InvalidSpec as exc:
         conds = [
             cond.make(ConditionType.READY, False, exc.reason, exc.message, generation),
@@ -46,8 +57,15 @@ def partitioned_job_status(
             }
         )
     ledger = previous.ledger if previous.partitioning == space.fingerprint else PartitionLedger()
+    describe = space.describe()
+    if graph.stepped:
+        describe += (
+            f"; steps {' -> '.join(graph.order)}"
+            if _is_chain(graph)
+            else (f"; {len(graph.order)} steps")
+        )
     conds = [
-        cond.make(ConditionType.READY, True, Reason.VALID, space.describe(), generation),
+        cond.make(ConditionType.READY, True, Reason.VALID, describe, generation),
         cond.make(ConditionType.STALLED, False, Reason.VALID, "", generation),
     ]
     return previous.model_copy(
@@ -55,7 +73,7 @@ def partitioned_job_status(
             "observed_generation": generation,
             "conditions": cond.merge(previous.conditions, conds, now),
             "partitioning": space.fingerprint,
-            "description": space.describe(),
+            "description": describe,
             "ledger": ledger,
         }
     )

@@ -372,3 +372,17 @@ class IndexSet:
                 starts.append(s)
                 ends.append(e)
         return IndexSet._make(starts, ends)
+
+    def shift(self, delta: int) -> IndexSet:
+        """Return ``{i + delta}`` for the members, dropping those that fall below 0. O(intervals).
+
+        ``shift(1)`` of the partitions whose step succeeded is the partitions whose *previous*
+        partition's step succeeded (``dependsOnPast``).
+        """
+        if not self._len or delta == 0:
+            return self
+        return IndexSet.from_intervals(
+            (max(0, s + delta), min(MAX_INDEX, e + delta))
+            for s, e in zip(self._starts, self._ends, strict=True)
+            if e + delta >= 0 and s + delta <= MAX_INDEX
+        )

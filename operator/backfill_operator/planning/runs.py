@@ -17,7 +17,7 @@ Pure: the clock is the ``now`` argument.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -42,10 +42,12 @@ from .observed import ObservedJob
 from .ranges import IndexSet
 from .schedule import TimePartitions
 from .space import utc_from_epoch
-from .state import LaunchRequest
+from .state import LaunchRequest, Unit
 from .status import EventIntent, compose_status, status_events
+from .steps import step_graph
 from .times import rfc3339
 from .verdict import (
+    MAIN_GRAPH,
     BackfillView,
     InvalidSpec,
     PartitionedJobView,
@@ -83,6 +85,7 @@ def run_spec(runs: ScheduledRuns, job: str) -> BackfillSpec:
         suspend=runs.suspend,
         successful_jobs_history_limit=runs.successful_jobs_history_limit,
         failed_jobs_history_limit=runs.failed_jobs_history_limit,
+        ignore_first_depends_on_past=True,
     )
 
 
@@ -92,6 +95,7 @@ def as_backfill_status(runs: ScheduleStatus) -> BackfillStatus:
         partitioning=runs.partitioning,
         counts=runs.counts,
         partitions=runs.partitions,
+        steps=runs.steps,
         running=runs.running,
         failures=runs.failures,
         start_time=runs.start_time,
@@ -174,7 +178,13 @@ def judge_runs(
         run=SCHEDULE_RUN,
     )
     invalid = None
-    if check_template is not None and selection is not None:
+    graph = MAIN_GRAPH
+    try:
+        graph = step_graph(spec)
+    except InvalidSpec as exc:
+        invalid = InvalidSpec(exc.reason, f"invalid steps: {exc.message}", exc.message)
+        selection = None
+    if invalid is None and check_template is not None and selection is not None:
         refusal = check_template(job, template_hash, selection.partition(take.scheduled.first()))
         if refusal:
             invalid = InvalidSpec(
@@ -182,7 +192,7 @@ def judge_runs(
                 f"the apiserver rejects a Job built from the jobTemplate: {refusal}",
                 refusal,
             )
-    verdict = Verdict(view, job, space, selection, template_hash, invalid)
+    verdict = Verdict(view, job, space, selection, template_hash, invalid, graph, graph.order)
     following = (take.considered if take.considered is not None else -1) + 1
     window = space.window_of(following)
     return RunsVerdict(
@@ -211,7 +221,10 @@ def plan_runs(
     retrying = decision.state.retrying
     if not retrying:
         return decision
-    kept = [r for r in decision.launches if r.index in retrying]
+    state = decision.state
+    kept = [
+        r for r in decision.launches if (lane := state.lane(r.step)) and r.index in lane.retrying
+    ]
     claim = decision.claim
     if claim is not None:
         claim = replace(claim, desired=claim.active + len(kept))
@@ -236,7 +249,7 @@ def compose_runs_status(
     launched: Sequence[LaunchRequest],
     *,
     ledger: PartitionedJobStatus,
-    created: dict[int, str] | None = None,
+    created: Mapping[Unit, str] | None = None,
     launch_error: str | None = None,
     quota: str | None = None,
 ) -> ScheduleStatus:
@@ -297,6 +310,7 @@ def compose_runs_status(
         lag_since=lag_since,
         counts=bf.counts,
         partitions=bf.partitions,
+        steps=bf.steps,
         running=bf.running,
         failures=bf.failures,
         waiting=bf.waiting,

@@ -1,49 +1,55 @@
 """The partition state of one reconcile pass: recorded outcomes merged with the observed Jobs.
 
-:func:`observe` reads the previous status and the Backfill's Jobs once and returns a
-:class:`PartitionState` (succeeded, failed, skipped, running, retrying, pending) together with
-the outcomes this pass records for the first time (:class:`Outcome`, for metrics and the
-ledger). :meth:`PartitionState.launched` moves launched partitions to running. Everything
-after (launch decisions, status, events) reads this one state.
+A run (a Backfill, or a PartitionedJob's schedule) runs one or more *steps* of each selected
+partition (:mod:`.steps`; a job with ``jobTemplate`` has the one step ""). Each step is a
+*lane*: :func:`observe_lane` reads the step's previous status and its Jobs once and returns
+its :class:`PartitionState` (succeeded, failed, skipped, upstreamFailed, marked, running,
+retrying, pending) with the outcomes this pass records for the first time (:class:`Outcome`,
+for metrics and the ledger). :class:`RunState` holds the lanes of a run in step order, and
+:meth:`RunState.launched` moves launched (partition, step) pairs to running. The order rules
+between steps (``dependsOn``, ``dependsOnPast``), ``reprocess`` and ``markSucceeded`` are
+applied on top by :mod:`.flow`. Everything after (launch decisions, status, events) reads
+this one state.
 
 Rules (``docs/design.md``, "Planning rules"):
 
 * a Job's outcome is recorded once: a success when the Job completes; a failed attempt by its
-  attempt number, and only the latest attempt of a partition counts;
+  attempt number, and only the latest attempt of a (partition, step) counts;
 * a failed attempt below ``retries.limit + 1`` schedules a retry at ``finish +
   backoffSeconds * 2^(attempt-1)`` (capped at ``MAX_BACKOFF_SECONDS``); the last one fails the
-  partition for good;
-* ``reprocess`` skips partitions with an outcome in the PartitionedJob's ledger (only while
-  the Backfill is valid), also partitions waiting for a retry when another run recorded an
-  outcome for them meanwhile.
+  (partition, step) for good.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from ..api.model import (
     MAX_BACKOFF_SECONDS,
     BackfillSpec,
     FailedPartition,
+    PartitionSets,
     RunningPartition,
 )
-from .ledger import LedgerUpdate, reprocess_skips
 from .observed import JobState, ObservedJob
 from .ranges import IndexSet
 from .space import Selection
+from .steps import MAIN_STEP
 from .times import rfc3339
-from .verdict import Verdict
 
 #: Characters of a Job's failure message kept in status.
 MAX_MESSAGE_LENGTH = 256
 
+#: A (step, global partition index) pair: one Job's unit of work. The step is "" for a job
+#: with ``jobTemplate``.
+Unit = tuple[str, int]
+
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """One Job to create: a partition attempt (``attempt`` 1-based) and its Job's name."""
+    """One Job to create: a (partition, step) attempt (``attempt`` 1-based) and its Job's name."""
 
     index: int
     key: str
@@ -51,11 +57,17 @@ class LaunchRequest:
     end: datetime | None
     attempt: int
     job_name: str
+    step: str = MAIN_STEP
+
+    @property
+    def unit(self) -> Unit:
+        """``(step, index)``."""
+        return (self.step, self.index)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A partition attempt whose end this pass recorded (for metrics).
+    """A (partition, step) attempt whose end this pass recorded (for metrics).
 
     ``final`` is False for a failed attempt that will be retried.
     """
@@ -66,6 +78,7 @@ class Outcome:
     succeeded: bool
     duration_seconds: float | None
     final: bool
+    step: str = MAIN_STEP
 
 
 def waiting_to_retry(
@@ -77,6 +90,7 @@ def waiting_to_retry(
 
     The one definition of "waiting to retry", used by the planner and by what shows a status
     (there ``running`` is the indices of ``status.running``; succeeded ones have no entry).
+    Entries of one step at a time (indices are per step).
     """
     succeeded = succeeded if succeeded is not None else IndexSet()
     return [
@@ -88,17 +102,24 @@ def waiting_to_retry(
 
 @dataclass(frozen=True)
 class PartitionState:
-    """Every selected partition's state in one pass, by global index.
+    """One step's state in one pass (a *lane*), by global partition index.
 
     The sets are disjoint, except that ``failures`` also holds entries of running retries.
 
     * ``succeeded``/``failed``/``skipped``: recorded final states (``failed``: for good);
-    * ``running``: partitions with an active Job, by index;
+    * ``upstream_failed``: not run because an upstream step (or, with ``dependsOnPast``, the
+      previous partition's step) did not succeed; ``marked``: recorded as succeeded without a
+      Job (``markSucceeded``);
+    * ``running``: partitions with an active Job of this step, by index;
     * ``failures``: the last failed attempt of partitions that failed or wait for a retry;
     * ``retrying``: failed partitions waiting for a retry (:func:`waiting_to_retry`);
     * ``pending``: selected partitions with none of the above (never launched);
+    * ``ready``: the pending partitions whose upstream steps allow a start now (None: all);
     * ``active_jobs``: active Jobs counted against ``concurrency``;
-    * ``new_failures``: failed attempts recorded by this pass (for the PartitionFailed event).
+    * ``new_failures``: failed attempts recorded by this pass (for the PartitionFailed event);
+    * ``new_upstream_failed``: partitions this pass found upstream-failed (for the Event);
+    * ``waiting_on_others``: pending partitions waiting for another run's Job of an upstream
+      step (or, with ``dependsOnPast``, of the previous partition).
     """
 
     selection: Selection
@@ -111,6 +132,12 @@ class PartitionState:
     pending: IndexSet
     active_jobs: int
     new_failures: tuple[FailedPartition, ...] = ()
+    step: str = MAIN_STEP
+    upstream_failed: IndexSet = field(default_factory=IndexSet)
+    marked: IndexSet = field(default_factory=IndexSet)
+    ready: IndexSet | None = None
+    new_upstream_failed: int = 0
+    waiting_on_others: int = 0
 
     @property
     def running_set(self) -> IndexSet:
@@ -122,34 +149,128 @@ class PartitionState:
         """The indices of ``running`` whose Job Kueue holds suspended."""
         return IndexSet.from_indices(i for i, r in self.running.items() if r.queued)
 
+    @property
+    def launchable(self) -> IndexSet:
+        """Pending partitions that may start now (``ready``, else every pending one)."""
+        return self.pending if self.ready is None else self.ready
+
+    @property
+    def in_run(self) -> IndexSet:
+        """Selected partitions this run does (or did) this step for: all but the skipped."""
+        return self.selection.indices.difference(self.skipped)
+
     def launched(
         self,
         requests: Sequence[LaunchRequest],
-        created: Mapping[int, str],
+        created: Mapping[Unit, str],
         now: datetime,
     ) -> PartitionState:
-        """Return the state after ``requests`` got their Jobs (created or adopted).
+        """Return the state after ``requests`` of this step got their Jobs (created or adopted).
 
-        ``created`` maps an index to its Job's creationTimestamp (else ``now`` is used).
+        Requests of other steps are ignored. ``created`` maps a unit to its Job's
+        creationTimestamp (else ``now`` is used).
         """
-        if not requests:
+        mine = [r for r in requests if r.step == self.step]
+        if not mine:
             return self
         running = dict(self.running)
-        for req in requests:
+        for req in mine:
             running[req.index] = RunningPartition(
                 key=req.key,
                 index=req.index,
+                step=req.step or None,
                 job=req.job_name,
                 attempt=req.attempt,
-                start_time=created.get(req.index) or rfc3339(now),
+                start_time=created.get(req.unit) or rfc3339(now),
             )
-        moved = IndexSet.from_indices(r.index for r in requests)
+        moved = IndexSet.from_indices(r.index for r in mine)
         return replace(
             self,
             running=running,
             retrying=self.retrying.difference(moved),
             pending=self.pending.difference(moved),
-            active_jobs=self.active_jobs + len(requests),
+            ready=None if self.ready is None else self.ready.difference(moved),
+            active_jobs=self.active_jobs + len(mine),
+        )
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Every lane of a run in one pass, in step order (:attr:`.steps.StepGraph.order`).
+
+    For a job with ``jobTemplate`` there is one lane (step ""), and the unions below are that
+    lane's sets. ``stepped`` is True for a job with ``spec.steps``.
+    """
+
+    selection: Selection
+    lanes: tuple[PartitionState, ...]
+    stepped: bool = False
+
+    def lane(self, step: str) -> PartitionState | None:
+        """The lane of ``step``, or None when the run does not run it."""
+        return next((lane for lane in self.lanes if lane.step == step), None)
+
+    def _union(self, name: str) -> IndexSet:
+        out = IndexSet()
+        for lane in self.lanes:
+            out = out.union(getattr(lane, name))
+        return out
+
+    @property
+    def succeeded(self) -> IndexSet:
+        """Partitions with a step recorded succeeded by this run."""
+        return self._union("succeeded")
+
+    @property
+    def failed(self) -> IndexSet:
+        """Partitions with a step failed for good (what ``maxFailedPartitions`` counts)."""
+        return self._union("failed")
+
+    @property
+    def skipped(self) -> IndexSet:
+        """Partitions with a step skipped by ``reprocess``."""
+        return self._union("skipped")
+
+    @property
+    def pending(self) -> IndexSet:
+        """Partitions with a step never launched yet."""
+        return self._union("pending")
+
+    @property
+    def retrying(self) -> IndexSet:
+        """Partitions with a step waiting for a retry."""
+        return self._union("retrying")
+
+    @property
+    def upstream_failed(self) -> IndexSet:
+        """Partitions with a step not run because an upstream did not succeed."""
+        return self._union("upstream_failed")
+
+    @property
+    def active_jobs(self) -> int:
+        """Active Jobs of the run (every lane)."""
+        return sum(lane.active_jobs for lane in self.lanes)
+
+    @property
+    def new_failures(self) -> tuple[FailedPartition, ...]:
+        """Failed attempts this pass recorded, lane by lane."""
+        return tuple(f for lane in self.lanes for f in lane.new_failures)
+
+    def running_entries(self) -> list[RunningPartition]:
+        """Every lane's running entries, by partition index, then step order."""
+        entries = [
+            (i, rank, lane.running[i]) for rank, lane in enumerate(self.lanes) for i in lane.running
+        ]
+        return [entry for _, _, entry in sorted(entries, key=lambda e: (e[0], e[1]))]
+
+    def launched(
+        self, requests: Sequence[LaunchRequest], created: Mapping[Unit, str], now: datetime
+    ) -> RunState:
+        """Return the state after ``requests`` got their Jobs (:meth:`PartitionState.launched`)."""
+        if not requests:
+            return self
+        return replace(
+            self, lanes=tuple(lane.launched(requests, created, now) for lane in self.lanes)
         )
 
 
@@ -161,43 +282,48 @@ def backoff_seconds(spec: BackfillSpec, attempt: int) -> int:
     return min(MAX_BACKOFF_SECONDS, base * int(2 ** min(attempt - 1, 20)))
 
 
-def group_by_index(jobs: Iterable[ObservedJob]) -> dict[int, list[ObservedJob]]:
-    """Return the Jobs by partition index, each list by ascending attempt."""
-    grouped: dict[int, list[ObservedJob]] = {}
+def group_by_unit(jobs: Iterable[ObservedJob]) -> dict[Unit, list[ObservedJob]]:
+    """Return the Jobs by (step, partition index), each list by ascending attempt."""
+    grouped: dict[Unit, list[ObservedJob]] = {}
     for job in jobs:
-        grouped.setdefault(job.index, []).append(job)
+        grouped.setdefault((job.step, job.index), []).append(job)
     for items in grouped.values():
         items.sort(key=lambda j: j.attempt)
     return grouped
 
 
 @dataclass(frozen=True)
-class Observation:
-    """What :func:`observe` returns.
-
-    The state, the new outcomes, the ledger update, and the Backfill's own Jobs by partition
-    index (each list by ascending attempt).
-    """
+class LaneObservation:
+    """What :func:`observe_lane` returns: the lane, its new outcomes, its new final outcomes."""
 
     state: PartitionState
     outcomes: tuple[Outcome, ...]
-    ledger: LedgerUpdate | None
-    owned: dict[int, list[ObservedJob]]
+    new_succeeded: IndexSet
+    new_failed: IndexSet
 
 
-def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Observation | None:
-    """Merge the previous status with the Backfill's owned Jobs; None without a selection.
+def observe_lane(
+    spec: BackfillSpec,
+    step: str,
+    selection: Selection,
+    previous: PartitionSets,
+    previous_failures: Iterable[FailedPartition],
+    owned: Mapping[int, list[ObservedJob]],
+    now: datetime,
+) -> LaneObservation:
+    """Merge one step's previous status with the run's own Jobs of that step.
 
-    ``jobs`` are the PartitionedJob's Jobs (only the Backfill's ``owned`` ones count here).
+    ``previous`` holds the step's recorded sets (the Backfill's top-level sets for a job with
+    ``jobTemplate``, its ``status.steps[]`` entry otherwise); ``previous_failures`` the step's
+    ``status.failures`` entries; ``owned`` the run's Jobs of the step by partition index (each
+    list by ascending attempt). Pure; ``now`` is aware UTC.
     """
-    spec, selection = verdict.backfill.spec, verdict.selection
-    if spec is None or selection is None:
-        return None
-    previous = verdict.backfill.status
-    succeeded = IndexSet.parse(previous.partitions.succeeded)
-    failed = IndexSet.parse(previous.partitions.failed)
-    skipped = IndexSet.parse(previous.partitions.skipped)
-    failures = {f.index: f for f in previous.failures}
+    succeeded = IndexSet.parse(previous.succeeded)
+    failed = IndexSet.parse(previous.failed)
+    skipped = IndexSet.parse(previous.skipped)
+    upstream_failed = IndexSet.parse(previous.upstream_failed)
+    marked = IndexSet.parse(previous.marked)
+    failures = {f.index: f for f in previous_failures}
     new_ok: list[int] = []
     new_bad: list[int] = []
     outcomes: list[Outcome] = []
@@ -205,7 +331,6 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
     running: dict[int, RunningPartition] = {}
     active_jobs = 0
 
-    owned = group_by_index(j for j in jobs if j.owned)
     for index, attempts in owned.items():
         for obs in attempts:
             if obs.state is JobState.ACTIVE:
@@ -213,6 +338,7 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
                 running[index] = RunningPartition(
                     key=obs.key,
                     index=index,
+                    step=step or None,
                     job=obs.name,
                     attempt=obs.attempt,
                     start_time=obs.created or None,
@@ -231,7 +357,7 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
                 failed = failed.remove(index) if index in failed else failed
                 failures.pop(index, None)
                 new_ok.append(index)
-                outcomes.append(Outcome(index, obs.key, obs.attempt, True, duration, True))
+                outcomes.append(Outcome(index, obs.key, obs.attempt, True, duration, True, step))
                 continue
             # Failed attempt: recorded once, by attempt number; one superseded by a newer
             # attempt was recorded before that attempt could be launched.
@@ -248,6 +374,7 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
             entry = FailedPartition(
                 key=obs.key,
                 index=index,
+                step=step or None,
                 job=obs.name,
                 attempts=obs.attempt,
                 message=obs.message[:MAX_MESSAGE_LENGTH],
@@ -258,39 +385,14 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
             if final:
                 failed = failed.add(index)
                 new_bad.append(index)
-            outcomes.append(Outcome(index, obs.key, obs.attempt, False, duration, final))
+            outcomes.append(Outcome(index, obs.key, obs.attempt, False, duration, final, step))
 
     running_set = IndexSet.from_indices(running)
     retrying = IndexSet.from_indices(
         f.index for f in waiting_to_retry(failures.values(), running_set, succeeded)
     )
-    pending = (
-        selection.indices.difference(succeeded.union(failed).union(skipped))
-        .difference(running_set)
-        .difference(retrying)
-    )
-    if verdict.invalid is None:
-        # A partition another run recorded an outcome for since this one selected it (it
-        # waited on the lock, or for a retry) is skipped as ``reprocess`` says.
-        skip = reprocess_skips(
-            pending.union(retrying),
-            spec.reprocess,
-            verdict.partitioned_job.status,
-            verdict.fingerprint,
-        )
-        if skip:
-            skipped = skipped.union(skip)
-            pending = pending.difference(skip)
-            for index in retrying.intersection(skip):
-                failures.pop(index, None)
-            retrying = retrying.difference(skip)
-    ledger = None
-    if verdict.fingerprint and (new_ok or new_bad):
-        ledger = LedgerUpdate(
-            partitioning=verdict.fingerprint,
-            succeeded=IndexSet.from_indices(new_ok),
-            failed=IndexSet.from_indices(new_bad),
-        )
+    settled = succeeded.union(failed).union(skipped).union(upstream_failed).union(marked)
+    pending = selection.indices.difference(settled).difference(running_set).difference(retrying)
     state = PartitionState(
         selection=selection,
         succeeded=succeeded,
@@ -302,5 +404,10 @@ def observe(verdict: Verdict, jobs: Sequence[ObservedJob], now: datetime) -> Obs
         pending=pending,
         active_jobs=active_jobs,
         new_failures=tuple(new_failures),
+        step=step,
+        upstream_failed=upstream_failed,
+        marked=marked,
     )
-    return Observation(state, tuple(outcomes), ledger, owned)
+    return LaneObservation(
+        state, tuple(outcomes), IndexSet.from_indices(new_ok), IndexSet.from_indices(new_bad)
+    )

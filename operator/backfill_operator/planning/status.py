@@ -14,7 +14,7 @@ Status size is bounded: ``failures`` lists the waiting retries plus at most
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,12 +23,14 @@ from ..api.model import (
     TERMINAL_PHASES,
     BackfillStatus,
     Condition,
+    FailedPartition,
     LockHolder,
     Order,
     PartitionCounts,
     PartitionSets,
     Phase,
     Plan,
+    StepStatus,
     Waiting,
 )
 from ..api.model import Selection as SelectionStatus
@@ -36,7 +38,8 @@ from ..api.reasons import ConditionType, EventReason, Reason
 from . import conditions as cond
 from .admission import holders
 from .decide import Blocked
-from .state import LaunchRequest, PartitionState, waiting_to_retry
+from .ranges import IndexSet
+from .state import LaunchRequest, PartitionState, RunState, Unit, waiting_to_retry
 from .times import parse_time, rfc3339
 from .verdict import Verdict
 
@@ -64,7 +67,7 @@ _Trio = tuple[bool, Reason, str]
 class _Waits:
     """What holds work back in a pass: the lock, the job-wide limit, a quota refusal."""
 
-    locked: Mapping[int, str]
+    locked: Mapping[Unit, str]
     for_job_slot: int
     limit: int | None
     quota: str | None
@@ -87,13 +90,17 @@ def _phase_and_conditions(
     retrying: int,
     launch_error: str | None,
     waits: _Waits | None = None,
+    *,
+    pending_units: int | None = None,
 ) -> tuple[Phase, list[Condition]]:
     """Return the phase and the Ready/Reconciling/Stalled trio.
 
-    ``counts.pending`` excludes partitions waiting to retry (``retrying`` counts those);
+    ``pending_units`` counts the (partition, step) pairs never launched (default
+    ``counts.pending``), without those waiting to retry (``retrying`` counts those);
     ``active`` counts queued Jobs too (``counts.queued`` says how many).
     """
     gen = verdict.backfill.generation
+    pending = counts.pending if pending_units is None else pending_units
 
     def trio(
         phase: Phase, ready: _Trio, reconciling: _Trio, stalled: _Trio
@@ -119,11 +126,15 @@ def _phase_and_conditions(
     ok = (False, Reason.AS_EXPECTED, "")
     if spec.dry_run:
         msg = f"dry run: {counts.pending} partitions would run, {counts.skipped} skipped"
+        if spec.mark_succeeded:
+            msg = f"dry run: {counts.pending} partitions would be marked succeeded"
         return trio(Phase.PENDING, (True, Reason.DRY_RUN, msg), ok, ok)
-    work_left = counts.pending + retrying
+    work_left = pending + retrying
     if active == 0 and (work_left == 0 or budget_out):
-        if counts.failed:
+        if counts.failed or counts.upstream_failed:
             msg = f"{counts.failed} of {counts.total} partitions failed"
+            if counts.upstream_failed:
+                msg += f", {counts.upstream_failed} not run (an upstream step did not succeed)"
             reason = Reason.FAILURE_BUDGET_EXHAUSTED if budget_out else Reason.PARTITIONS_FAILED
             if budget_out and work_left:
                 msg += (
@@ -133,6 +144,12 @@ def _phase_and_conditions(
         msg = f"{counts.succeeded} of {counts.total} partitions succeeded" + (
             f", {counts.skipped} skipped" if counts.skipped else ""
         )
+        if counts.marked:
+            msg = (
+                f"{counts.marked} of {counts.total} partitions marked succeeded"
+                + (f", {counts.succeeded} succeeded" if counts.succeeded else "")
+                + (f", {counts.skipped} skipped" if counts.skipped else "")
+            )
         return trio(Phase.SUCCEEDED, (True, Reason.SUCCEEDED, msg), ok, ok)
     if spec.suspend:
         msg = "suspended: launching nothing new"
@@ -160,31 +177,30 @@ def _phase_and_conditions(
         if counts.queued
         else f"{active} running"
     )
-    progress = f"{counts.succeeded + counts.skipped}/{counts.total} done, {running}, " + (
-        f"{counts.pending} pending"
-    )
+    done = counts.succeeded + counts.skipped + counts.marked
+    progress = f"{done}/{counts.total} done, {running}, {pending} pending"
     if retrying:
         progress += f", {retrying} waiting to retry"
     if waits is not None:
         progress += waits.describe()
     if launch_error:
         progress += f"; last launch failed: {launch_error}"
-    reason = Reason.LAUNCHING if counts.pending else Reason.WAITING_FOR_JOBS
-    if not counts.pending and not active and retrying:
+    reason = Reason.LAUNCHING if pending else Reason.WAITING_FOR_JOBS
+    if not pending and not active and retrying:
         reason = Reason.WAITING_FOR_RETRY
     if waits is not None and waits.quota:
         reason = Reason.QUOTA_EXCEEDED
         progress += f"; quota exceeded: {waits.quota}"
     elif waits is not None and waits.for_job_slot:
         reason = Reason.WAITING_FOR_JOB_SLOT
-    elif waits is not None and waits.locked and len(waits.locked) >= counts.pending + retrying:
+    elif waits is not None and waits.locked and len(waits.locked) >= pending + retrying:
         reason = Reason.WAITING_FOR_LOCK
-    started = active or retrying or counts.succeeded or counts.failed
+    started = active or retrying or counts.succeeded or counts.failed or counts.marked
     phase = Phase.RUNNING if started else Phase.PENDING
     return trio(phase, (False, Reason.IN_PROGRESS, progress), (True, reason, progress), ok)
 
 
-def _plan(state: PartitionState, order: Order, skipped: int) -> Plan:
+def _plan(state: RunState, order: Order, skipped: int) -> Plan:
     """The ``dryRun`` plan: how many would run, the first and last keys in launch order."""
     pending, selection = state.pending, state.selection
     if order is Order.OLDEST_FIRST:
@@ -202,13 +218,98 @@ def _plan(state: PartitionState, order: Order, skipped: int) -> Plan:
     )
 
 
+def _lane_status(lane: PartitionState) -> tuple[PartitionCounts, PartitionSets]:
+    """One lane's counts and sets, restricted to the selection."""
+    sel = lane.selection.indices
+    queued_set = lane.queued_set
+    started_set = lane.running_set.difference(queued_set)
+    counts = PartitionCounts(
+        total=len(sel),
+        running=len(started_set.intersection(sel)),
+        queued=len(queued_set.intersection(sel)),
+        succeeded=len(lane.succeeded.intersection(sel)),
+        failed=len(lane.failed.intersection(sel)),
+        skipped=len(lane.skipped.intersection(sel)),
+        upstream_failed=len(lane.upstream_failed.intersection(sel)),
+        marked=len(lane.marked.intersection(sel)),
+    )
+    counts = counts.model_copy(update={"pending": counts.total - sum(_settled_counts(counts))})
+    sets = PartitionSets(
+        succeeded=str(lane.succeeded),
+        failed=str(lane.failed),
+        skipped=str(lane.skipped),
+        running=str(started_set),
+        queued=str(queued_set),
+        upstream_failed=str(lane.upstream_failed),
+        marked=str(lane.marked),
+    )
+    return counts, sets
+
+
+def _settled_counts(c: PartitionCounts) -> tuple[int, ...]:
+    return (c.running, c.queued, c.succeeded, c.failed, c.skipped, c.upstream_failed, c.marked)
+
+
+def roll_up(state: RunState) -> tuple[PartitionCounts, PartitionSets]:
+    """The partition-level counts and sets of a run with steps (precedence: module doc).
+
+    running > queued > pending (a step pending or waiting to retry) > failed (a step failed
+    for good) > upstreamFailed > marked > succeeded > skipped (every step skipped).
+    """
+    sel = state.selection.indices
+
+    def union(pick: Callable[[PartitionState], IndexSet]) -> IndexSet:
+        out = IndexSet()
+        for lane in state.lanes:
+            out = out.union(pick(lane))
+        return out.intersection(sel)
+
+    taken = IndexSet()
+    layers: list[IndexSet] = []
+    for pick in (
+        lambda lane: lane.running_set.difference(lane.queued_set),
+        lambda lane: lane.queued_set,
+        lambda lane: lane.pending.union(lane.retrying),
+        lambda lane: lane.failed,
+        lambda lane: lane.upstream_failed,
+        lambda lane: lane.marked,
+        lambda lane: lane.succeeded,
+    ):
+        layer = union(pick).difference(taken)
+        layers.append(layer)
+        taken = taken.union(layer)
+    running, queued, pending, failed, upstream, marked, succeeded = layers
+    skipped = sel.difference(taken)
+    counts = PartitionCounts(
+        total=len(sel),
+        pending=len(pending),
+        queued=len(queued),
+        running=len(running),
+        succeeded=len(succeeded),
+        failed=len(failed),
+        skipped=len(skipped),
+        upstream_failed=len(upstream),
+        marked=len(marked),
+    )
+    sets = PartitionSets(
+        succeeded=str(succeeded),
+        failed=str(failed),
+        skipped=str(skipped),
+        running=str(running),
+        queued=str(queued),
+        upstream_failed=str(upstream),
+        marked=str(marked),
+    )
+    return counts, sets
+
+
 def compose_status(
     verdict: Verdict,
-    state: PartitionState | None,
+    state: RunState | None,
     launched: Sequence[LaunchRequest],
     now: datetime,
     *,
-    created: Mapping[int, str] | None = None,
+    created: Mapping[Unit, str] | None = None,
     launch_error: str | None = None,
     blocked: Blocked | None = None,
     quota: str | None = None,
@@ -217,10 +318,12 @@ def compose_status(
 
     ``state`` is the pass's state (None without a selection: then the recorded state is kept
     and only phase and conditions say why); ``launched`` are the requests whose Job now exists
-    (created or adopted), ``created`` their Jobs' creationTimestamps by index (else ``now``);
-    ``launch_error`` a create refusal the apiserver gave (shown in the Reconciling message);
-    ``blocked`` what the planner held back (lock, job-wide limit) and ``quota`` a create the
-    apiserver refused for a used-up ResourceQuota (``status.waiting`` and Reconciling).
+    (created or adopted), ``created`` their Jobs' creationTimestamps by (step, index) (else
+    ``now``); ``launch_error`` a create refusal the apiserver gave (shown in the Reconciling
+    message); ``blocked`` what the planner held back (lock, job-wide limit) and ``quota`` a
+    create the apiserver refused for a used-up ResourceQuota (``status.waiting`` and
+    Reconciling). For a job with steps, ``steps`` has each step's counts and sets and the
+    top-level ones are their :func:`roll_up`.
     """
     bf = verdict.backfill
     previous = bf.status
@@ -238,51 +341,50 @@ def compose_status(
     spec = bf.spec
     state = state.launched(launched, created or {}, now)
     selection = state.selection
-    sel = selection.indices
-    running_entries = [state.running[i] for i in sorted(state.running)]
-    running_set = state.running_set
-    retrying = waiting_to_retry(state.failures.values(), running_set, state.succeeded)
-    # A partition whose retry runs keeps its entry: it records which attempts already failed
-    # (their Jobs may still be listed, kept by the history limit) until the retry ends.
-    in_retry = [
-        f
-        for f in state.failures.values()
-        if f.retry_at is not None and f.index in running_set and f.index not in state.succeeded
-    ]
-    failed_entries = sorted(
-        (f for f in state.failures.values() if f.index in state.failed), key=lambda f: f.index
-    )
-    failures = (
-        sorted(retrying + in_retry, key=lambda f: f.index) + failed_entries[-MAX_FAILURE_DETAILS:]
-    )
-    queued_set = state.queued_set
-    started_set = running_set.difference(queued_set)
-    running = len(started_set.intersection(sel))
-    queued = len(queued_set.intersection(sel))
-    succeeded = len(state.succeeded.intersection(sel))
-    failed = len(state.failed.intersection(sel))
-    skipped = len(state.skipped.intersection(sel))
-    total = len(selection)
-    counts = PartitionCounts(
-        total=total,
-        running=running,
-        queued=queued,
-        succeeded=succeeded,
-        failed=failed,
-        skipped=skipped,
-        pending=total - running - queued - succeeded - failed - skipped,
-    )
+    running_entries = state.running_entries()
+    retrying: list[FailedPartition] = []
+    in_retry: list[FailedPartition] = []
+    failed_entries: list[FailedPartition] = []
+    steps: list[StepStatus] = []
+    pending_units = 0
+    for lane in state.lanes:
+        running_set = lane.running_set
+        retrying += waiting_to_retry(lane.failures.values(), running_set, lane.succeeded)
+        # A partition whose retry runs keeps its entry: it records which attempts already
+        # failed (their Jobs may still be listed, kept by the history limit) until it ends.
+        in_retry += [
+            f
+            for f in lane.failures.values()
+            if f.retry_at is not None and f.index in running_set and f.index not in lane.succeeded
+        ]
+        failed_entries += [f for f in lane.failures.values() if f.index in lane.failed]
+        pending_units += len(lane.pending.intersection(selection.indices))
+        if state.stepped:
+            lane_counts, lane_sets = _lane_status(lane)
+            steps.append(StepStatus(name=lane.step, counts=lane_counts, partitions=lane_sets))
+    ranks = {lane.step: rank for rank, lane in enumerate(state.lanes)}
+
+    def order(f: FailedPartition) -> tuple[int, int]:
+        return (f.index, ranks.get(f.step or "", 0))
+
+    failed_entries.sort(key=order)
+    failures = sorted(retrying + in_retry, key=order) + failed_entries[-MAX_FAILURE_DETAILS:]
+    if state.stepped:
+        counts, sets = roll_up(state)
+    else:
+        counts, sets = _lane_status(state.lanes[0])
     active = len(running_entries)
     blocked = blocked or Blocked()
     limit = verdict.partitioned_job.spec.concurrency if verdict.partitioned_job.spec else None
     waits = _Waits(blocked.locked, blocked.for_job_slot, limit, quota)
     phase, conds = _phase_and_conditions(
         verdict,
-        counts.model_copy(update={"pending": len(state.pending.intersection(sel))}),
+        counts,
         active,
         len(retrying),
         launch_error,
         waits,
+        pending_units=pending_units,
     )
     started = previous.start_time
     if started is None and (active or counts.succeeded or counts.failed):
@@ -291,7 +393,7 @@ def compose_status(
     if completion is None and phase in TERMINAL_PHASES:
         completion = rfc3339(now)
     rng = spec.range
-    progress = f"{counts.succeeded}/{counts.total}"
+    progress = f"{counts.succeeded + counts.marked}/{counts.total}"
     if counts.skipped:
         progress += f" (+{counts.skipped} skipped)"
     last_failure_event = previous.last_failure_event_time
@@ -311,13 +413,8 @@ def compose_status(
         ),
         counts=counts,
         progress=progress,
-        partitions=PartitionSets(
-            succeeded=str(state.succeeded),
-            failed=str(state.failed),
-            skipped=str(state.skipped),
-            running=str(started_set),
-            queued=str(queued_set),
-        ),
+        partitions=sets,
+        steps=steps,
         running=running_entries,
         failures=failures,
         plan=_plan(state, spec.order, counts.skipped) if spec.dry_run else None,
@@ -348,12 +445,20 @@ def _failure_event_due(previous: BackfillStatus, now: datetime) -> bool:
     return sent is None or (now - sent).total_seconds() >= FAILURE_EVENT_INTERVAL_SECONDS
 
 
+def _marked_units(status: BackfillStatus) -> int:
+    """(Partition, step) pairs marked succeeded: per step when there are steps."""
+    if status.steps:
+        return sum(s.counts.marked for s in status.steps)
+    return status.counts.marked
+
+
 def status_events(
-    verdict: Verdict, state: PartitionState | None, status: BackfillStatus
+    verdict: Verdict, state: RunState | None, status: BackfillStatus
 ) -> list[EventIntent]:
     """Return the Events to send once ``status`` is written: transitions from the previous one.
 
-    Started (first launch), PartitionFailed (new failures, rate-limited), Succeeded/Failed
+    Started (first launch), PartitionFailed (new failures, rate-limited), UpstreamFailed
+    (steps not run because an upstream did not succeed), MarkedSucceeded, Succeeded/Failed
     (the phase became terminal), Suspended/Resumed, and a Warning with the Stalled reason
     when the Backfill becomes Invalid or its Invalid message changes.
     """
@@ -388,12 +493,36 @@ def status_events(
         limit = spec.retries.limit + 1
         retry = f", retry at {first.retry_at}" if first.retry_at else ", failed for good"
         more = f" (+{len(new_failures) - 1} more)" if len(new_failures) > 1 else ""
+        step = f' step "{first.step}"' if first.step else ""
         events.append(
             EventIntent(
                 "Warning",
                 EventReason.PARTITION_FAILED,
-                f'partition "{first.key}" failed (attempt {first.attempts} of {limit}'
+                f'partition "{first.key}"{step} failed (attempt {first.attempts} of {limit}'
                 f"{retry}): {first.message or 'Job failed'}{more}",
+            )
+        )
+    if state is not None:
+        blocked = [lane for lane in state.lanes if lane.new_upstream_failed]
+        if blocked:
+            total = sum(lane.new_upstream_failed for lane in blocked)
+            names = ", ".join(f"{lane.step}: {lane.new_upstream_failed}" for lane in blocked)
+            events.append(
+                EventIntent(
+                    "Warning",
+                    EventReason.UPSTREAM_FAILED,
+                    f"{total} (partition, step) pairs not run because an upstream step did not "
+                    f"succeed ({names})",
+                )
+            )
+    marked = _marked_units(status) - _marked_units(previous)
+    if marked > 0:
+        events.append(
+            EventIntent(
+                "Normal",
+                EventReason.MARKED_SUCCEEDED,
+                f"marked {marked} {'(partition, step) pairs' if status.steps else 'partitions'} "
+                "succeeded without running them",
             )
         )
     if after != before and after is Phase.SUCCEEDED:

@@ -14,9 +14,11 @@ Invalid reasons, in the order they are checked (the first one found is reported)
 3. the PartitionedJob does not exist (``PartitionedJobNotFound``);
 4. its partitions do not parse (``InvalidPartitions``);
 5. the Backfill's range or keys select nothing valid (``InvalidSelection``);
-6. the apiserver refuses a Job built from the template (``InvalidJobTemplate``; only when the
+6. the job's steps form a cycle, or the Backfill selects steps the job does not have
+   (``InvalidSteps``; :mod:`.steps`);
+7. the apiserver refuses a Job built from the template (``InvalidJobTemplate``; only when the
    caller passes a ``check_template``, which the operator does with a server-side dry run);
-7. the partition numbering changed after the Backfill started (``PartitioningChanged``).
+8. the partition numbering changed after the Backfill started (``PartitioningChanged``).
 
 Pure: ``now`` is an argument; the template check is an injected callable.
 """
@@ -32,7 +34,6 @@ from pydantic import ValidationError
 
 from ..api.model import BackfillSpec, BackfillStatus, PartitionedJobSpec, PartitionedJobStatus
 from ..api.reasons import Reason
-from . import naming
 from .selection import (
     InvalidSpec,
     SelectionCache,
@@ -42,8 +43,14 @@ from .selection import (
     selection_key,
 )
 from .space import Partition, PartitionSpace, Selection
+from .steps import MAIN_STEP, StepGraph, select_steps, step_graph
+
+#: The graph of a job with ``jobTemplate`` (one step, ""), also what a verdict holds before
+#: the job's own graph is known.
+MAIN_GRAPH = StepGraph((MAIN_STEP,), {MAIN_STEP: ()}, frozenset(), {MAIN_STEP: {}}, False)
 
 __all__ = [
+    "MAIN_GRAPH",
     "BackfillView",
     "InvalidSpec",
     "PartitionedJobView",
@@ -190,7 +197,9 @@ class Verdict:
 
     ``space`` and ``selection`` are None when they could not be built (``invalid`` says why);
     ``invalid`` may also be set with a selection (a refused template, a changed numbering),
-    then the recorded outcomes are kept and shown but nothing is launched.
+    then the recorded outcomes are kept and shown but nothing is launched. ``graph`` is the
+    job's step graph and ``steps`` the steps this run runs, in graph order (``("",)`` for a
+    job with ``jobTemplate``).
     """
 
     backfill: BackfillView
@@ -199,6 +208,8 @@ class Verdict:
     selection: Selection | None
     template_hash: str
     invalid: InvalidSpec | None
+    graph: StepGraph = MAIN_GRAPH
+    steps: tuple[str, ...] = (MAIN_STEP,)
 
     @property
     def fingerprint(self) -> str | None:
@@ -230,9 +241,11 @@ def judge(
     selection: Selection | None = None
     t_hash = ""
     pj = partitioned_job
+    graph = MAIN_GRAPH
+    steps: tuple[str, ...] = (MAIN_STEP,)
 
     def verdict(invalid: InvalidSpec | None) -> Verdict:
-        return Verdict(backfill, pj, space, selection, t_hash, invalid)
+        return Verdict(backfill, pj, space, selection, t_hash, invalid, graph, steps)
 
     spec = backfill.spec
     if spec is None:
@@ -260,7 +273,6 @@ def judge(
                 f'PartitionedJob "{pj.name}" not found in namespace "{backfill.namespace}"',
             )
         )
-    t_hash = naming.template_hash(pj.spec.job_template)
     try:
         space = build_space(pj.spec, now)
         if selections is not None:
@@ -269,6 +281,23 @@ def judge(
             selection = resolve_selection(space, spec, backfill.status)
     except InvalidSpec as exc:
         return verdict(exc)
+    try:
+        graph = step_graph(pj.spec)
+    except InvalidSpec as exc:
+        selection = None
+        message = f'PartitionedJob "{pj.name}" has invalid steps: {exc.message}'
+        return verdict(InvalidSpec(exc.reason, message, exc.message))
+    try:
+        steps = select_steps(
+            graph,
+            spec.steps,
+            include_upstream=spec.include_upstream,
+            include_downstream=spec.include_downstream,
+        )
+    except InvalidSpec as exc:
+        selection = None
+        return verdict(exc)
+    t_hash = graph.template_hash()
     if check_template is not None:
         sample = selection.partition(selection.indices.first())
         refusal = check_template(pj, t_hash, sample)
