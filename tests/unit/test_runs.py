@@ -31,7 +31,7 @@ from backfill_operator.planning.catchup import TakeOn, take_on
 from backfill_operator.planning.decide import Decision
 from backfill_operator.planning.observed import JobState, ObservedJob
 from backfill_operator.planning.ranges import IndexSet
-from backfill_operator.planning.runs import RunsVerdict, judge_runs, plan_runs
+from backfill_operator.planning.runs import RunsVerdict, compose_runs_status, judge_runs, plan_runs
 from backfill_operator.planning.schedule import TimePartitions
 from backfill_operator.planning.verdict import PartitionedJobView
 
@@ -547,3 +547,55 @@ def test_judge_runs_ignores_a_status_of_another_numbering() -> None:
     rv = judge_runs(PartitionedJobView("pj", spec, stale), **kw)
     assert rv is not None and rv.previous == ScheduleStatus()
     assert rv.take.scheduled == IndexSet.from_range(0, 4)
+
+
+def stepped_pj_spec(**runs: Any) -> PartitionedJobSpec:
+    return PartitionedJobSpec.model_validate(
+        {
+            "partitions": {"schedule": {"cron": "0 * * * *", "start": "2024-06-01T00:00:00Z"}},
+            "steps": [
+                {"name": "extract", "jobTemplate": TEMPLATE},
+                {
+                    "name": "load",
+                    "dependsOn": ["extract"],
+                    "dependsOnPast": True,
+                    "jobTemplate": TEMPLATE,
+                },
+            ],
+            "runs": runs,
+        }
+    )
+
+
+def test_the_schedule_runs_every_step_in_order() -> None:
+    """A job with steps: the schedule starts each partition's first step, then the next."""
+    rv = judged(stepped_pj_spec(concurrency=10))
+    assert rv.verdict.steps == ("extract", "load")
+    decision = plan_runs(rv, [])
+    assert [(r.step, r.index) for r in decision.launches] == [("extract", i) for i in range(5)]
+    extract_done = [
+        ObservedJob(
+            name=f"x-{i}",
+            index=i,
+            attempt=1,
+            key=r.key,
+            state=JobState.SUCCEEDED,
+            owned=True,
+            start_time=NOW,
+            finish_time=NOW,
+            run=SCHEDULE_RUN,
+            run_uid=UID,
+            step="extract",
+        )
+        for i, r in enumerate(decision.launches)
+    ]
+    # load has dependsOnPast: the schedule's first partition needs no past (ignored for the
+    # first one it takes on), the later ones wait for the previous partition's load.
+    after = plan_runs(rv, extract_done)
+    assert [(r.step, r.index) for r in after.launches] == [("load", 0)]
+    assert after.ledger is not None and after.ledger.job_steps == ("extract", "load")
+    status = compose_runs_status(
+        rv, after, after.launches, ledger=rv.verdict.partitioned_job.status
+    )
+    assert [s.name for s in status.steps] == ["extract", "load"]
+    assert status.steps[0].counts.succeeded == 5 and status.steps[1].counts.running == 1
