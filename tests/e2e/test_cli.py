@@ -459,6 +459,97 @@ def test_retry_failed_runs_exactly_the_failed_partitions(
     assert "has no failed partitions; nothing to retry" in ok(kb("retry-failed r1-again"))
 
 
+def apply_stepped_job(cluster: Any, namespace: str, name: str, *, fail_validate: str) -> None:
+    """A PartitionedJob with steps ingest -> validate -> publish, daily from 2024-01-01 (UTC);
+    validate fails for the partitions of ``fail_validate``."""
+
+    def step(step: str, after: list[str], annotations: dict[str, str]) -> dict[str, Any]:
+        container = {"name": "main", "image": "example.com/etl:1", "args": ["$(PARTITION_KEY)"]}
+        return {
+            "name": step,
+            **({"dependsOn": after} if after else {}),
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {
+                            "annotations": {"kwok.backfill.dev/duration": "1s", **annotations}
+                        },
+                        "spec": {"restartPolicy": "Never", "containers": [container]},
+                    },
+                }
+            },
+        }
+
+    body = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "PartitionedJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "partitions": {"schedule": {"cron": "0 0 * * *", "start": "2024-01-01"}},
+            "steps": [
+                step("ingest", [], {}),
+                step("validate", ["ingest"], {"kwok.backfill.dev/fail-partitions": fail_validate}),
+                step("publish", ["validate"], {}),
+            ],
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+def test_steps_grid_parameters_and_retry_of_only_the_failed_steps(
+    cluster: Any, namespace: str, kb: Run
+) -> None:
+    """Issue 12: one row of the grid per step, --env and --label on the Jobs, and
+    retry-failed re-running validate and publish of the failed day, not ingest."""
+    apply_stepped_job(cluster, namespace, "pipeline", fail_validate="2024-03-11")
+    refused = kb("create pipeline --from 2024-03-10 --env PARTITION_KEY=x")
+    assert refused.returncode == 2 and "--env PARTITION_KEY: the operator sets" in refused.stderr
+    assert backfill_names(cluster, namespace) == []
+    out = ok(
+        kb(
+            "create pipeline --from 2024-03-10 --to 2024-03-12 --env MODE=full --label team=data "
+            "--name p1 --wait --interval 0.3"
+        ),
+        1,
+    )
+    assert "Steps           all 3: ingest, validate, publish" in out
+    for row in ("ingest    2024-03-10 ###", "validate  2024-03-10 #X#", "publish   2024-03-10 #u#"):
+        assert row in out, out
+    assert "u upstream failed" in out
+    assert f"kubectl backfill retry-failed p1 -n {namespace}" in out
+    doc = status_json(kb, "p1")
+    assert [s["name"] for s in doc["steps"]] == ["ingest", "validate", "publish"]
+    (failed,) = [
+        j
+        for j in get_json(cluster, namespace, "jobs", "-l", f"{GROUP}/backfill=p1")["items"]
+        if j["metadata"]["labels"].get(f"{GROUP}/step") == "validate"
+        and (j["status"].get("failed") or 0) > 0
+    ]
+    assert failed["metadata"]["labels"]["team"] == "data"
+    env = failed["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "MODE", "value": "full"} in env
+    # The fix: validate no longer fails.
+    path = (
+        "/spec/steps/1/jobTemplate/spec/template/metadata/annotations/"
+        "kwok.backfill.dev~1fail-partitions"
+    )
+    patch = json.dumps([{"op": "remove", "path": path}])
+    cluster.kubectl(
+        "patch", "partitionedjob", "pipeline", "-n", namespace, "--type=json", "-p", patch
+    )
+    out = ok(kb("retry-failed p1 --name p1-again --wait --interval 0.3"))
+    assert "Partitions      2024-03-11" in out
+    body = get_json(cluster, namespace, "backfill", "p1-again")
+    assert body["spec"]["partitions"] == ["2024-03-11"] and body["spec"]["reprocess"] == "Failed"
+    assert body["spec"]["env"] == [{"name": "MODE", "value": "full"}]
+    jobs = get_json(cluster, namespace, "jobs", "-l", f"{GROUP}/backfill=p1-again")["items"]
+    assert sorted(j["metadata"]["labels"][f"{GROUP}/step"] for j in jobs) == [
+        "publish",
+        "validate",
+    ]
+
+
 # ------------------------------------------------------------------------------------ logs
 
 

@@ -24,7 +24,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..api.model import MAX_CONCURRENCY, MAX_PRIORITY, MAX_RETRIES, Order, Reprocess
+from ..api.model import (
+    MAX_CONCURRENCY,
+    MAX_PRIORITY,
+    MAX_RETRIES,
+    RESERVED_ENV,
+    Order,
+    Reprocess,
+)
 from ..planning import naming
 from .client import Target
 from .commands import job_status, manage, specs, submit
@@ -277,6 +284,37 @@ QueuePriorityClassOpt = Annotated[
 ]
 
 
+STEPS = "Steps and parameters"
+
+StepsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--steps",
+        metavar="A,B",
+        help="Run only these steps of a PartitionedJob with steps (comma-separated, or "
+        "repeat the flag); default: every step.",
+        rich_help_panel=STEPS,
+        show_default=False,
+    ),
+]
+IncludeUpstreamOpt = Annotated[
+    bool,
+    typer.Option(
+        "--include-upstream",
+        help="With --steps: also run every step the selected steps depend on.",
+        rich_help_panel=STEPS,
+    ),
+]
+IncludeDownstreamOpt = Annotated[
+    bool,
+    typer.Option(
+        "--include-downstream",
+        help="With --steps: also run every step that depends on the selected steps.",
+        rich_help_panel=STEPS,
+    ),
+]
+
+
 @app.command()
 def create(
     ctx: typer.Context,
@@ -319,6 +357,67 @@ def create(
             "launches nothing. (`plan` previews without creating anything.)",
         ),
     ] = False,
+    steps: StepsOpt = None,
+    include_upstream: IncludeUpstreamOpt = False,
+    include_downstream: IncludeDownstreamOpt = False,
+    ignore_dependencies: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-dependencies",
+            help="Run a step even when a step it depends on, outside this Backfill, has no "
+            "success recorded for the partition (Airflow's -i).",
+            rich_help_panel=STEPS,
+        ),
+    ] = False,
+    ignore_first_depends_on_past: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-first-depends-on-past",
+            help="Steps with dependsOnPast do not wait for the partition before the first "
+            "selected one (Airflow's -I).",
+            rich_help_panel=STEPS,
+        ),
+    ] = False,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            metavar="K=V",
+            help="Add an environment variable to every container of the Jobs (repeatable; "
+            "$(PARTITION_KEY) and the like resolve). Not: " + ", ".join(RESERVED_ENV) + ".",
+            rich_help_panel=STEPS,
+            show_default=False,
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            metavar="K=V",
+            help="Add a label to the Jobs and pods (repeatable; not backfill.dev/ keys).",
+            rich_help_panel=STEPS,
+            show_default=False,
+        ),
+    ] = None,
+    annotation: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--annotation",
+            metavar="K=V",
+            help="Add an annotation to the Jobs and pods (repeatable; not backfill.dev/ keys).",
+            rich_help_panel=STEPS,
+            show_default=False,
+        ),
+    ] = None,
+    mark_succeeded: Annotated[
+        bool,
+        typer.Option(
+            "--mark-succeeded",
+            help="Run nothing: record the selected partitions (and steps) as succeeded in the "
+            "ledger (Airflow's -m).",
+            rich_help_panel=STEPS,
+        ),
+    ] = False,
     yes: YesFlag = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the Backfill until it ends (exit 1 if failed).")
@@ -345,6 +444,15 @@ def create(
         priority=priority,
         queue=queue,
         queue_priority_class=queue_priority_class,
+        steps=specs.parse_steps(steps),
+        include_upstream=include_upstream,
+        include_downstream=include_downstream,
+        ignore_dependencies=ignore_dependencies,
+        ignore_first_depends_on_past=ignore_first_depends_on_past,
+        mark_succeeded=mark_succeeded,
+        env=specs.parse_env(env),
+        job_labels=specs.parse_pairs(label, "--label"),
+        job_annotations=specs.parse_pairs(annotation, "--annotation"),
     )
     session = _session(ctx, kubeconfig, context, namespace)
     return submit.create(session, spec, name=name, yes=yes, wait=wait, interval=interval)
@@ -365,6 +473,9 @@ def plan(
     output: Annotated[
         PlanOutput, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)
     ] = PlanOutput.TABLE,
+    steps: StepsOpt = None,
+    include_upstream: IncludeUpstreamOpt = False,
+    include_downstream: IncludeDownstreamOpt = False,
     kubeconfig: KubeconfigFlag = None,
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
@@ -385,6 +496,9 @@ def plan(
         priority=priority,
         queue=queue,
         queue_priority_class=queue_priority_class,
+        steps=specs.parse_steps(steps),
+        include_upstream=include_upstream,
+        include_downstream=include_downstream,
     )
     session = _session(ctx, kubeconfig, context, namespace)
     return submit.plan(session, spec, str(output))
@@ -418,6 +532,14 @@ def status(
         StatusOutput,
         typer.Option("--output", "-o", help="Output format.", case_sensitive=False),
     ] = StatusOutput.TEXT,
+    rollup: Annotated[
+        bool,
+        typer.Option(
+            "--rollup",
+            help="For a job with steps: one grid of the partitions (all steps rolled up) "
+            "instead of one row of cells per step.",
+        ),
+    ] = False,
     interval: IntervalFlag = DEFAULT_INTERVAL_SECONDS,
     kubeconfig: KubeconfigFlag = None,
     context: ContextFlag = None,
@@ -427,10 +549,13 @@ def status(
 
     A Backfill: progress, counts, rate and ETA, a grid of its partitions by state. A
     PartitionedJob: its partitions, the scheduled runs (lag, next, missed), its Backfills,
-    and a grid of every complete partition by outcome.
+    and a grid of every complete partition by outcome. For a job with steps the grid has a
+    row of cells per step (--rollup: the partitions' roll-up).
     """
     session = _session(ctx, kubeconfig, context, namespace)
-    return job_status.status(session, name, watch=watch, output=str(output), interval=interval)
+    return job_status.status(
+        session, name, watch=watch, output=str(output), interval=interval, rollup=rollup
+    )
 
 
 @app.command()
@@ -650,7 +775,11 @@ def retry_failed(
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
 ) -> int:
-    """Create a new Backfill of exactly the partitions that failed (reprocess: All)."""
+    """Create a new Backfill of exactly the partitions that failed.
+
+    reprocess: All for a job without steps; for a job with steps reprocess: Failed, so only
+    the failed steps (and what depends on them) run again, not those that succeeded.
+    """
     _check_name(new_name)
     session = _session(ctx, kubeconfig, context, namespace)
     return manage.retry_failed(
@@ -679,6 +808,14 @@ def logs(
         str | None, typer.Option("--container", "-c", help="Container (default: all).")
     ] = None,
     tail: Annotated[int | None, typer.Option(min=0, help="Last lines only.")] = None,
+    step: Annotated[
+        str | None,
+        typer.Option(
+            "--step",
+            help="The step (a job with steps; needed when the partition ran several).",
+            show_default=False,
+        ),
+    ] = None,
     kubeconfig: KubeconfigFlag = None,
     context: ContextFlag = None,
     namespace: NamespaceFlag = None,
@@ -686,7 +823,7 @@ def logs(
     """Print the log of the pod that ran a partition (or say why there is none)."""
     session = _session(ctx, kubeconfig, context, namespace)
     return logs_command.logs(
-        session, name, key=partition, attempt=attempt, container=container, tail=tail
+        session, name, key=partition, attempt=attempt, container=container, tail=tail, step=step
     )
 
 

@@ -4,9 +4,11 @@ Pure arithmetic on compact index sets (:class:`~backfill_operator.planning.range
 shared by ``status`` of a PartitionedJob (its ledger grid) and ``missing``:
 
 * :func:`ledger_sets` reads the PartitionedJob's ledger (``status.ledger``), if it was kept
-  for the current numbering of the partitions;
+  for the current numbering of the partitions (:func:`step_ledger_sets`: each step's, for a
+  job with steps);
 * :func:`active_jobs` reduces the Jobs of every run of the job (scheduled runs and Backfills)
-  to the partitions with an active Job, running or held by Kueue (queued);
+  to the partitions with an active Job, running or held by Kueue (queued)
+  (:func:`active_jobs_by_step`: per step, from the Jobs' step label);
 * :class:`Coverage` puts both over a set of complete partitions; :func:`missing_of` is what
   ``missing`` lists: no outcome in the ledger and no active Job (with ``include_failed``,
   also those whose last outcome is a failure);
@@ -23,7 +25,7 @@ produced (one key lookup per range end, or per key of an explicit list). No I/O,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -42,6 +44,7 @@ __all__ = [
     "KeyRange",
     "ScheduleShare",
     "active_jobs",
+    "active_jobs_by_step",
     "count_within",
     "coverage_of",
     "fill_target",
@@ -51,6 +54,8 @@ __all__ = [
     "ledger_sets",
     "missing_of",
     "schedule_share",
+    "step_coverages",
+    "step_ledger_sets",
 ]
 
 
@@ -67,6 +72,19 @@ def ledger_sets(
     if fingerprint is None or status.partitioning != fingerprint:
         return None
     return _parse(status.ledger.succeeded), _parse(status.ledger.failed)
+
+
+def step_ledger_sets(
+    status: PartitionedJobStatus, fingerprint: str | None
+) -> dict[str, tuple[IndexSet, IndexSet]] | None:
+    """Return each step's (succeeded, failed) index sets (``status.ledger.steps``), or None.
+
+    None when the ledger does not apply (as :func:`ledger_sets`); a step the ledger has no
+    entry for is absent (no outcome recorded yet).
+    """
+    if fingerprint is None or status.partitioning != fingerprint:
+        return None
+    return {s.name: (_parse(s.succeeded), _parse(s.failed)) for s in status.ledger.steps}
 
 
 def ledger_problem(status: PartitionedJobStatus, fingerprint: str | None) -> str | None:
@@ -112,6 +130,20 @@ def active_jobs(jobs: Iterable[ObservedJob], fingerprint: str | None) -> tuple[I
         (queued if job.suspended else running).append(job.index)
     queued_set = IndexSet.from_indices(queued)
     return IndexSet.from_indices(running).difference(queued_set), queued_set
+
+
+def active_jobs_by_step(
+    jobs: Iterable[tuple[str, ObservedJob]], fingerprint: str | None
+) -> dict[str, tuple[IndexSet, IndexSet]]:
+    """Return (running, queued) per step, as :func:`active_jobs` for the Jobs of each step.
+
+    ``jobs`` are (step, Job) pairs, the step read from the Job's step label ("" for a Job of
+    a job without steps).
+    """
+    by_step: dict[str, list[ObservedJob]] = {}
+    for step, job in jobs:
+        by_step.setdefault(step, []).append(job)
+    return {step: active_jobs(members, fingerprint) for step, members in by_step.items()}
 
 
 @dataclass(frozen=True)
@@ -178,6 +210,25 @@ def coverage_of(
         queued=complete.intersection(queued),
         ledger_known=ledger is not None,
     )
+
+
+def step_coverages(
+    complete: IndexSet,
+    steps: Sequence[str],
+    ledgers: Mapping[str, tuple[IndexSet, IndexSet]] | None,
+    active: Mapping[str, tuple[IndexSet, IndexSet]],
+) -> tuple[tuple[str, Coverage], ...]:
+    """Return each step's :class:`Coverage` of ``complete``, in the order of ``steps``.
+
+    ``ledgers`` is :func:`step_ledger_sets`'s answer (None: no outcome known; a step it lacks
+    has no outcome recorded), ``active`` :func:`active_jobs_by_step`'s.
+    """
+    none = (IndexSet(), IndexSet())
+    out = []
+    for step in steps:
+        ledger = None if ledgers is None else ledgers.get(step, none)
+        out.append((step, coverage_of(complete, ledger, active.get(step, none))))
+    return tuple(out)
 
 
 def missing_of(coverage: Coverage, *, include_failed: bool = False) -> IndexSet:

@@ -13,7 +13,9 @@ of the Backfill's status (``"0-4,7"``, global partition indices).
      "skipped": {"count": int, "partitions": [key, ...]},
      "partitions": [{"index": int, "key": str, "start": str|null, "end": str|null}, ...]}
 
-``partitions`` is in launch order; ``start``/``end`` are null for static values.
+``partitions`` is in launch order; ``start``/``end`` are null for static values. Since issue
+12 (steps): ``"steps": [str, ...]|null`` (the steps a Backfill with this spec would run, in
+launch order; null for a job with ``jobTemplate``) and ``"markSucceeded": bool``.
 
 ``status -o json`` (:func:`status_document`; with ``-w``, one document per line)::
 
@@ -36,7 +38,12 @@ Backfill's status fields as the API shows them. Since issue 9 (Kueue and job-wid
 set, a ``running`` entry has ``"queued": true`` while its Job is queued, and ``waiting`` (null
 when nothing waits) says how many pending partitions wait for another Backfill's Job of the
 same partition (``onLock``, with the ``holders``, most first, at most 10) and how many Jobs
-wait for a slot of the PartitionedJob's job-wide limit (``forJobSlot``).
+wait for a slot of the PartitionedJob's job-wide limit (``forJobSlot``). Since issue 12
+(steps): ``counts`` and ``partitions`` also have ``upstreamFailed`` and ``marked`` (when
+the operator writes them), and ``"steps": [{"name": str, "counts": {...}, "partitions":
+{...}}, ...]`` is the Backfill's ``status.steps`` (empty for a job with ``jobTemplate``);
+``counts`` and ``partitions`` are then the partitions' roll-up, and ``running``/``failures``
+entries carry their ``step``.
 
 ``status pj/NAME -o json`` (:func:`job_status_document`; a PartitionedJob; with ``-w``, one
 document per line)::
@@ -58,7 +65,10 @@ document per line)::
 except that a partition with an active Job of any run (scheduled or Backfill) counts as
 ``running`` (``queued`` while Kueue holds it); ``missing`` has neither. ``schedule`` is null
 without ``spec.runs``; ``spec`` and ``status`` are ``spec.runs`` and ``status.runs`` as the
-API shows them, ``lagSeconds`` the lag at the time of the document.
+API shows them, ``lagSeconds`` the lag at the time of the document. Since issue 12 (steps):
+``"steps": [{"name": str, "outcomes": {...}, "partitions": {...}}, ...]`` gives each step's
+``outcomes`` and ``partitions`` as above, from the ledger's ``steps`` and the step label of
+the active Jobs (empty for a job with ``jobTemplate``); the top-level ones are the roll-up.
 
 ``missing -o json|yaml`` (:func:`missing_document`)::
 
@@ -92,11 +102,18 @@ from .render.views import StatusView, headline, phase_of
 
 
 def plan_document(
-    *, job: str, namespace: str, description: str, preview: Preview, spec: BackfillSpec
+    *,
+    job: str,
+    namespace: str,
+    description: str,
+    preview: Preview,
+    spec: BackfillSpec,
+    steps: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Return the ``plan -o json|yaml`` document: every partition to run, in launch order.
 
-    Shape: see the module doc.
+    ``steps`` are the steps that would run (None: a job without steps). Shape: see the
+    module doc.
     """
     sel = preview.selection
     items = []
@@ -121,6 +138,8 @@ def plan_document(
             "count": len(preview.skipped),
             "partitions": [sel.key(i) for i in preview.skipped],
         },
+        "steps": None if steps is None else list(steps),
+        "markSucceeded": spec.mark_succeeded,
         "partitions": items,
     }
 
@@ -157,7 +176,14 @@ def status_document(view: StatusView, now: datetime) -> dict[str, Any]:
         "failures": api.get("failures", []),
         "plan": api.get("plan"),
         "waiting": api.get("waiting"),
+        "steps": api.get("steps", []),
     }
+
+
+def _partition_sets(cov: Coverage) -> dict[str, str]:
+    sets = {state: str(members) for state, members in cov.grid_sets().items()}
+    sets["missing"] = str(cov.missing)
+    return sets
 
 
 def _outcomes(cov: Coverage) -> dict[str, int]:
@@ -177,11 +203,7 @@ def job_status_document(view: JobStatusView, now: datetime) -> dict[str, Any]:
     Shape: see the module doc.
     """
     cov = view.coverage
-    sets = None
-    if cov is not None:
-        grid = cov.grid_sets()
-        sets = {state: str(members) for state, members in grid.items()}
-        sets["missing"] = str(cov.missing)
+    sets = None if cov is None else _partition_sets(cov)
     state = job_headline(view, now)
     schedule = None
     runs = view.runs
@@ -219,6 +241,10 @@ def job_status_document(view: JobStatusView, now: datetime) -> dict[str, Any]:
                 "creationTimestamp": b.created,
             }
             for b in view.backfills
+        ],
+        "steps": [
+            {"name": name, "outcomes": _outcomes(c), "partitions": _partition_sets(c)}
+            for name, c in view.steps
         ],
     }
 

@@ -30,7 +30,7 @@ from ...planning.verdict import load_partitioned_job
 from .. import coverage, documents, render
 from ..errors import EXIT_FAILED, EXIT_OK, CliError
 from . import status as backfill_status
-from .objects import backfills_of, complete_partitions, job_space, observed_jobs
+from .objects import backfills_of, complete_partitions, job_space, observed_step_jobs, step_names
 from .session import Session
 
 #: Type prefixes of ``status TYPE/NAME``, as kubectl spells them (short name, singular,
@@ -82,12 +82,21 @@ def _not_found(session: Session, name: str) -> CliError:
     )
 
 
-def status(session: Session, ref: str, *, watch: bool, output: str, interval: float) -> int:
+def status(
+    session: Session,
+    ref: str,
+    *,
+    watch: bool,
+    output: str,
+    interval: float,
+    rollup: bool = False,
+) -> int:
     """``status REF``: the view of a Backfill or of a PartitionedJob (see the module doc).
 
     A bare name is looked up as a Backfill first. Raises CliError (exit 2) when nothing of
     that name exists. Exit codes as :func:`.status.status` for a Backfill; for a
-    PartitionedJob 0, or with ``watch`` see :func:`follow_job`.
+    PartitionedJob 0, or with ``watch`` see :func:`follow_job`. ``rollup``: for a job with
+    steps, the grid of the partitions' roll-up instead of one block of rows per step.
     """
     plural, name = parse_ref(ref)
     body: dict[str, Any] | None = None
@@ -98,14 +107,26 @@ def status(session: Session, ref: str, *, watch: bool, output: str, interval: fl
             if job is None:
                 raise _not_found(session, name)
             return job_status(
-                session, name, watch=watch, output=output, interval=interval, body=job
+                session,
+                name,
+                watch=watch,
+                output=output,
+                interval=interval,
+                body=job,
+                rollup=rollup,
             )
         plural = BACKFILLS
     if plural == BACKFILLS:
         return backfill_status.status(
-            session, name, watch=watch, output=output, interval=interval, body=body
+            session,
+            name,
+            watch=watch,
+            output=output,
+            interval=interval,
+            body=body,
+            rollup=rollup,
         )
-    return job_status(session, name, watch=watch, output=output, interval=interval)
+    return job_status(session, name, watch=watch, output=output, interval=interval, rollup=rollup)
 
 
 # ---------------------------------------------------------------------------------- view
@@ -213,10 +234,20 @@ def build_job_view(
         definition = pj.spec.partitions.model_dump_json()
         selection, complete, note = resolver.resolve(space, definition, int(now.timestamp()))
     fingerprint = space.fingerprint
-    active = coverage.active_jobs(observed_jobs(session, name), fingerprint)
+    jobs = observed_step_jobs(session, name)
+    active = coverage.active_jobs((job for _, job in jobs), fingerprint)
     cov = None
+    steps: tuple[tuple[str, coverage.Coverage], ...] = ()
     if complete:
         cov = coverage.coverage_of(complete, coverage.ledger_sets(pj.status, fingerprint), active)
+        names = step_names(pj.spec)
+        if names:
+            steps = coverage.step_coverages(
+                complete,
+                names,
+                coverage.step_ledger_sets(pj.status, fingerprint),
+                coverage.active_jobs_by_step(jobs, fingerprint),
+            )
     grid = None
     first_key = last_key = None
     if selection is not None:
@@ -234,6 +265,7 @@ def build_job_view(
         grid=grid,
         grid_note=note,
         ledger_note=coverage.ledger_problem(pj.status, fingerprint),
+        steps=steps,
     )
 
 
@@ -245,23 +277,27 @@ def job_status(
     output: str,
     interval: float,
     body: dict[str, Any] | None = None,
+    rollup: bool = False,
 ) -> int:
     """``status pj/NAME``: one view of a PartitionedJob, or (``watch``) follow it.
 
-    ``body`` is the PartitionedJob when the caller has just read it. Returns 0; raises
-    CliError (exit 2) when it does not exist.
+    ``body`` is the PartitionedJob when the caller has just read it; ``rollup`` draws the
+    roll-up grid of a job with steps. Returns 0; raises CliError (exit 2) when it does not
+    exist.
     """
     if body is None:
         body = session.client.get(PARTITIONED_JOBS, name)
     if watch:
-        return follow_job(session, name, interval=interval, output=output)
+        return follow_job(session, name, interval=interval, output=output, rollup=rollup)
     view = build_job_view(session, body)
     now = clock.now()
     if output == "json":
         session.write(json.dumps(documents.job_status_document(view, now), indent=2) + "\n")
     else:
         session.out.print(
-            render.render_job_status(view, now, session.out.width, color=session.color)
+            render.render_job_status(
+                view, now, session.out.width, color=session.color, rollup=rollup
+            )
         )
     return EXIT_OK
 
@@ -270,21 +306,26 @@ def _state(view: render.JobStatusView) -> object:
     """What changes a followed PartitionedJob's line: outcomes, the schedule, the Backfills."""
     cov = view.coverage
     sets = None if cov is None else tuple(str(m) for m in cov.grid_sets().values())
+    steps = tuple((name, tuple(str(m) for m in c.grid_sets().values())) for name, c in view.steps)
     runs = view.status.runs
     return (
         sets,
+        steps,
         None if runs is None else (runs.message, runs.counts, runs.missed),
         tuple((b.name, b.phase, b.progress) for b in view.backfills),
         view.problem,
     )
 
 
-def follow_job(session: Session, name: str, *, interval: float, output: str) -> int:
+def follow_job(
+    session: Session, name: str, *, interval: float, output: str, rollup: bool = False
+) -> int:
     """Follow PartitionedJob ``name`` until interrupted (exit 0) or deleted (exit 1).
 
-    On a terminal the whole view is redrawn in place at every read; otherwise one line
-    (:func:`~..render.job_follow_line`; ``output == "json"``: one document) whenever the
-    outcomes, the scheduled runs or the Backfills change.
+    On a terminal the whole view is redrawn in place at every read (``rollup``: the roll-up
+    grid of a job with steps); otherwise one line (:func:`~..render.job_follow_line`;
+    ``output == "json"``: one document) whenever the outcomes (the roll-up's or a step's),
+    the scheduled runs or the Backfills change.
     """
     resolver = _CompleteResolver()
     live_view = output != "json" and session.out.is_terminal
@@ -306,7 +347,9 @@ def follow_job(session: Session, name: str, *, interval: float, output: str) -> 
             now = clock.now()
             if live is not None:
                 live.update(
-                    render.render_job_status(view, now, session.out.width, color=session.color),
+                    render.render_job_status(
+                        view, now, session.out.width, color=session.color, rollup=rollup
+                    ),
                     refresh=True,
                 )
             else:

@@ -2,7 +2,11 @@
 
 ``retry-failed`` maps the failed partitions of a Backfill (global indices in its status) to
 keys through the Backfill's own selection, as the operator's verdict resolves it, and submits
-a new Backfill of exactly those keys (:func:`~.submit.submit`).
+a new Backfill of exactly those keys (:func:`~.submit.submit`). For a PartitionedJob with
+steps the failed partitions are the roll-up's (a step failed, or only upstream failed) and
+the new Backfill runs them with ``reprocess: Failed``: per partition only the steps without
+a recorded success run, with the steps that depend on them; the steps that succeeded are
+skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from ...api.model import (
 )
 from ...planning import naming
 from ...planning.ranges import IndexSet
-from ...planning.verdict import validation_summary
+from ...planning.verdict import PartitionedJobView, validation_summary
 from .. import render
 from ..errors import EXIT_FAILED, EXIT_OK, CliError
 from .job_status import parse_ref
@@ -149,7 +153,8 @@ def cancel(session: Session, name: str, *, yes: bool) -> int:
     phase = status.phase or "Pending"
     session.out.print(
         f"Backfill {name} (PartitionedJob {spec.job_ref.name}): {phase}, "
-        f"{c.succeeded + c.failed + c.skipped}/{c.total} done, {c.running} running."
+        f"{c.succeeded + c.failed + c.skipped + c.upstream_failed + c.marked}/{c.total} done, "
+        f"{c.running} running."
     )
     if session.interactive and not yes:
         question = f"Cancel Backfill {name}? It is deleted" + (
@@ -185,18 +190,35 @@ def cancel(session: Session, name: str, *, yes: bool) -> int:
 # --------------------------------------------------------------------------- retry-failed
 
 
-def failed_keys(session: Session, spec: BackfillSpec, status: BackfillStatus) -> list[str]:
-    """Return the keys of a Backfill's failed partitions (``status.partitions.failed``).
+def failed_set(status: BackfillStatus) -> IndexSet:
+    """Return a Backfill's failed partitions: ``partitions.failed`` and ``upstreamFailed``.
 
-    The compact set holds global indices; they are mapped to keys through the Backfill's own
-    selection, as the operator's verdict resolves it. Raises CliError when the job is gone,
-    invalid, or its partitions changed (the indices no longer name the same partitions), or
-    when more than ``MAX_EXPLICIT_PARTITIONS`` failed.
+    For a job with steps these are the roll-up's: some step failed, or (upstreamFailed)
+    steps were not run because a step they depend on failed or has no success.
     """
-    failed = IndexSet.parse(status.partitions.failed)
+    sets = status.partitions
+    return IndexSet.parse(sets.failed).union(IndexSet.parse(sets.upstream_failed))
+
+
+def failed_keys(
+    session: Session,
+    spec: BackfillSpec,
+    status: BackfillStatus,
+    job_view: PartitionedJobView | None = None,
+) -> list[str]:
+    """Return the keys of a Backfill's failed partitions (:func:`failed_set`).
+
+    The compact sets hold global indices; they are mapped to keys through the Backfill's own
+    selection, as the operator's verdict resolves it (``job_view`` is its PartitionedJob,
+    read when None). Raises CliError when the job is gone, invalid, or its partitions changed
+    (the indices no longer name the same partitions), or when more than
+    ``MAX_EXPLICIT_PARTITIONS`` failed.
+    """
+    failed = failed_set(status)
     job = spec.job_ref.name
-    body = session.client.get(PARTITIONED_JOBS, job)
-    verdict = verdict_of(spec, status, partitioned_job(job, body), namespace=session.namespace)
+    if job_view is None:
+        job_view = partitioned_job(job, session.client.get(PARTITIONED_JOBS, job))
+    verdict = verdict_of(spec, status, job_view, namespace=session.namespace)
     selection = verdict.selection
     if selection is None:
         invalid = verdict.invalid
@@ -230,15 +252,19 @@ def retry_failed(
     wait: bool,
     interval: float = DEFAULT_INTERVAL_SECONDS,
 ) -> int:
-    """``retry-failed``: a new Backfill of exactly the failed partitions, ``reprocess: All``.
+    """``retry-failed``: a new Backfill of exactly the failed partitions.
 
     Concurrency, order, retry policy and failure budget are the original's unless given;
-    priority and Kueue queue are the original's.
+    priority, Kueue queue, the step selection (``steps``, ``includeUpstream``,
+    ``includeDownstream``), ``ignoreDependencies``, ``ignoreFirstDependsOnPast``, ``env``,
+    ``jobLabels`` and ``jobAnnotations`` are the original's. ``reprocess`` is ``All`` for a
+    job without steps (every failed partition runs again) and ``Failed`` for a job with
+    steps (only the steps without a recorded success run, and what depends on them).
     Returns 0 when there is nothing to retry; otherwise as :func:`~.submit.submit`.
     """
     body = session.client.get(BACKFILLS, name)
     spec, status = backfill_models(body)
-    if not status.partitions.failed:
+    if not failed_set(status):
         session.out.print(f"Backfill {name} has no failed partitions; nothing to retry.")
         return EXIT_OK
     if status.phase not in TERMINAL_PHASES:
@@ -247,18 +273,33 @@ def retry_failed(
             "fail from now on are not included.",
             style="dim",
         )
-    keys = failed_keys(session, spec, status)
+    job = spec.job_ref.name
+    job_view = partitioned_job(job, session.client.get(PARTITIONED_JOBS, job))
+    keys = failed_keys(session, spec, status, job_view)
+    stepped = bool(status.steps) or (job_view.spec is not None and job_view.spec.steps is not None)
     retry_policy = spec.retries.to_api()
     if retries is not None:
         retry_policy["limit"] = retries
     raw: dict[str, Any] = {
-        "jobRef": {"name": spec.job_ref.name},
+        "jobRef": {"name": job},
         "partitions": keys,
         "concurrency": concurrency or spec.concurrency,
         "order": str(spec.order),
-        "reprocess": str(Reprocess.ALL),
+        "reprocess": str(Reprocess.FAILED if stepped else Reprocess.ALL),
         "retries": retry_policy,
     }
+    if spec.steps is not None:
+        raw["steps"] = list(spec.steps)
+    raw["includeUpstream"] = spec.include_upstream
+    raw["includeDownstream"] = spec.include_downstream
+    raw["ignoreDependencies"] = spec.ignore_dependencies
+    raw["ignoreFirstDependsOnPast"] = spec.ignore_first_depends_on_past
+    if spec.env:
+        raw["env"] = [e.to_api() for e in spec.env]
+    if spec.job_labels:
+        raw["jobLabels"] = dict(spec.job_labels)
+    if spec.job_annotations:
+        raw["jobAnnotations"] = dict(spec.job_annotations)
     if spec.max_failed_partitions is not None:
         raw["maxFailedPartitions"] = spec.max_failed_partitions
     raw["priority"] = spec.priority
@@ -277,4 +318,5 @@ def retry_failed(
         wait=wait,
         interval=interval,
         labels={LABEL_RETRY_OF: name},
+        reprocess_hint=False,
     )

@@ -20,9 +20,10 @@ from typing import Any
 
 from ... import clock
 from ...api.labels import LABEL_PARTITIONED_JOB
-from ...api.model import BACKFILLS, BackfillSpec, BackfillStatus
+from ...api.model import BACKFILLS, BackfillSpec, BackfillStatus, PartitionedJobSpec
 from ...planning.observed import ObservedJob, observe_job
 from ...planning.space import PartitionError, PartitionSpace, Selection
+from ...planning.steps import step_graph
 from ...planning.verdict import (
     BackfillView,
     InvalidSpec,
@@ -116,10 +117,32 @@ def complete_partitions(
         raise
 
 
+def step_names(spec: PartitionedJobSpec | None) -> tuple[str, ...]:
+    """Return a PartitionedJob's steps in the order the operator launches them; () without.
+
+    The order is the step graph's (upstream steps first, then as declared); for a graph the
+    operator refuses (a cycle) the declared order.
+    """
+    if spec is None or spec.steps is None:
+        return ()
+    try:
+        return step_graph(spec).order
+    except InvalidSpec:
+        return tuple(step.name for step in spec.steps)
+
+
 def observed_jobs(session: Session, job: str) -> list[ObservedJob]:
     """Return every Job of PartitionedJob ``job`` (all its runs), as the planner sees Jobs."""
+    return [observed for _, observed in observed_step_jobs(session, job)]
+
+
+def observed_step_jobs(session: Session, job: str) -> list[tuple[str, ObservedJob]]:
+    """Return every Job of PartitionedJob ``job`` with its step (label ``backfill.dev/step``).
+
+    The step is "" for the Jobs of a job without steps. One request.
+    """
     raw = session.client.list_jobs(f"{LABEL_PARTITIONED_JOB}={job}")
-    return [j for j in (observe_job(r, "") for r in raw) if j is not None]
+    return [(j.step, j) for j in (observe_job(r, "") for r in raw) if j is not None]
 
 
 def backfills_of(session: Session, job: str) -> list[dict[str, Any]]:

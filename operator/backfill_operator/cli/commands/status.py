@@ -131,16 +131,31 @@ def _print_ending(session: Session, view: render.StatusView, code: int) -> None:
         return
     if code == EXIT_OK:
         skipped = f", {c.skipped} skipped" if c.skipped else ""
+        done = f"{c.succeeded} of {c.total} partitions"
+        if view.spec.mark_succeeded:
+            done = f"{c.marked} of {c.total} partitions marked succeeded without running"
+        elif c.marked:
+            skipped = f", {c.marked} marked succeeded{skipped}"
         session.out.print(
-            f"Backfill {view.name} succeeded: {c.succeeded} of {c.total} partitions{skipped}.",
+            f"Backfill {view.name} succeeded: {done}{skipped}.",
             style="green" if session.color else None,
         )
         return
-    keys = [f.key for f in view.status.failures if f.retry_at is None][:5]
-    sample = f" ({', '.join(keys)}{', …' if c.failed > len(keys) else ''})" if keys else ""
+    final = [f for f in view.status.failures if f.retry_at is None]
+    keys = list(dict.fromkeys(f.key + (f" {f.step}" if f.step else "") for f in final))[:5]
+    failed = c.failed + c.upstream_failed
+    sample = f" ({', '.join(keys)}{', …' if failed > len(keys) else ''})" if keys else ""
+    upstream = (
+        f"; {c.upstream_failed} of them only upstream failed (a step they depend on failed "
+        "or has no success)"
+        if c.upstream_failed
+        else ""
+    )
+    again = "them" if not view.status.steps else "their failed steps"
     session.out.print(
-        f"Backfill {view.name} failed: {c.failed} of {c.total} partitions failed{sample}. "
-        f"Run them again with: kubectl backfill retry-failed {view.name} -n {view.namespace}",
+        f"Backfill {view.name} failed: {failed} of {c.total} partitions failed{sample}"
+        f"{upstream}. Run {again} again with: kubectl backfill retry-failed {view.name} "
+        f"-n {view.namespace}",
         style="red" if session.color else None,
     )
 
@@ -153,16 +168,18 @@ def status(
     output: str,
     interval: float,
     body: dict[str, Any] | None = None,
+    rollup: bool = False,
 ) -> int:
     """``status``: one view of a Backfill, or (``watch``) follow it until it ends.
 
-    ``body`` is the Backfill when the caller has just read it. Without ``watch`` the exit
-    code is 0 whatever the phase; with it, see :func:`follow`.
+    ``body`` is the Backfill when the caller has just read it; ``rollup`` draws the roll-up
+    grid of a Backfill with steps. Without ``watch`` the exit code is 0 whatever the phase;
+    with it, see :func:`follow`.
     """
     if watch:
         if body is None:
             session.client.get(BACKFILLS, name)  # a clear error before following anything
-        return follow(session, name, interval=interval, output=output)
+        return follow(session, name, interval=interval, output=output, rollup=rollup)
     if body is None:
         body = session.client.get(BACKFILLS, name)
     view = build_view(session, body, _GridResolver(session))
@@ -170,7 +187,9 @@ def status(
     if output == "json":
         session.write(json.dumps(documents.status_document(view, now), indent=2) + "\n")
     else:
-        session.out.print(render.render_status(view, now, session.out.width, color=session.color))
+        session.out.print(
+            render.render_status(view, now, session.out.width, color=session.color, rollup=rollup)
+        )
     return EXIT_OK
 
 
@@ -183,13 +202,16 @@ def _live(session: Session, enabled: bool) -> Iterator[Live | None]:
         yield live
 
 
-def follow(session: Session, name: str, *, interval: float, output: str) -> int:
+def follow(
+    session: Session, name: str, *, interval: float, output: str, rollup: bool = False
+) -> int:
     """Follow Backfill ``name`` until it ends; return 0 succeeded, 1 failed or deleted.
 
     On a terminal the full status view is redrawn in place at every read; otherwise one line
     is printed whenever the counts change (``output == "json"``: one JSON document per line,
-    also when ``status.waiting`` changes) and the full view once at the end. Raises CliError
-    (exit 2) when it turns Invalid.
+    also when ``status.waiting`` or a step's counts change) and the full view once at the
+    end (``rollup``: with the roll-up grid of a Backfill with steps). Raises CliError (exit
+    2) when it turns Invalid.
     """
     grids = _GridResolver(session)
     live_view = output != "json" and session.out.is_terminal
@@ -207,13 +229,16 @@ def follow(session: Session, name: str, *, interval: float, output: str) -> int:
             code = _finished(body, view)
             if live is not None:
                 live.update(
-                    render.render_status(view, now, session.out.width, color=session.color),
+                    render.render_status(
+                        view, now, session.out.width, color=session.color, rollup=rollup
+                    ),
                     refresh=True,
                 )
             else:
                 state: object = (view.status.phase, view.status.counts, view.status.plan)
-                if output == "json":  # the document shows what waits; the line does not
-                    state = (state, view.status.waiting)
+                if output == "json":  # the document shows what waits and steps; the line not
+                    steps = tuple((s.name, s.counts) for s in view.status.steps)
+                    state = (state, view.status.waiting, steps)
                 if state != last_state:
                     last_state = state
                     if output == "json":
@@ -227,7 +252,9 @@ def follow(session: Session, name: str, *, interval: float, output: str) -> int:
         if live is None:
             session.out.print()
             session.out.print(
-                render.render_status(view, clock.now(), session.out.width, color=session.color)
+                render.render_status(
+                    view, clock.now(), session.out.width, color=session.color, rollup=rollup
+                )
             )
         session.out.print()
         _print_ending(session, view, code)

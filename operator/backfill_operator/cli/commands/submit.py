@@ -4,6 +4,12 @@ Previews are :func:`backfill_operator.planning.ledger.preview` of the operator's
 (:func:`backfill_operator.planning.verdict.judge`) on a Backfill not created yet, so what
 ``create`` and ``plan`` show is exactly what the operator's first pass will run.
 :func:`submit` is shared with ``retry-failed``.
+
+For a PartitionedJob with steps the preview stays partition-level (how many partitions, which
+ones) and names the steps that run, as the operator's step graph and
+:func:`~backfill_operator.planning.steps.select_steps` resolve ``--steps``,
+``--include-upstream`` and ``--include-downstream``; a step the job does not have (or
+``--steps`` on a job without steps) is a usage error before anything is created.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from ... import clock
 from ...api.model import API_VERSION, BACKFILLS, GROUP, PARTITIONED_JOBS, BackfillSpec
 from ...api.reasons import Reason
 from ...planning import ledger, naming
-from ...planning.verdict import InvalidSpec, judge, new_backfill
+from ...planning.steps import select_steps, step_graph
+from ...planning.verdict import InvalidSpec, PartitionedJobView, judge, new_backfill
 from .. import documents, render
 from ..client import NameTaken
 from ..errors import EXIT_FAILED, EXIT_OK, CliError
@@ -33,13 +40,19 @@ from .status import follow
 
 @dataclass(frozen=True)
 class Planned:
-    """A previewed Backfill: the PartitionedJob's description and what would run."""
+    """A previewed Backfill: the PartitionedJob's description and what would run.
+
+    ``steps`` are the steps that would run, in launch order, and ``all_steps`` every step of
+    the job (both None for a job without steps).
+    """
 
     job: str
     namespace: str
     description: str
     preview: ledger.Preview
     spec: BackfillSpec
+    steps: tuple[str, ...] | None = None
+    all_steps: tuple[str, ...] | None = None
 
 
 def _preview_error(job: str, invalid: InvalidSpec) -> CliError:
@@ -47,6 +60,35 @@ def _preview_error(job: str, invalid: InvalidSpec) -> CliError:
     if invalid.reason is Reason.INVALID_SELECTION:
         return CliError(render.flag_message(invalid.message))
     return CliError(f'PartitionedJob "{job}" is invalid: {invalid.detail}')
+
+
+def planned_steps(
+    job: str, pj: PartitionedJobView, spec: BackfillSpec
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Return (steps that would run, every step) of a Backfill with ``spec``; None: no steps.
+
+    Raises CliError (exit 2) when the job's steps are invalid (a cycle: the job's fault) or
+    the selection is (``--steps`` naming a step the job does not have, or ``--steps`` on a
+    job with ``jobTemplate``: worded with the flags).
+    """
+    if pj.spec is None:
+        return None
+    try:
+        graph = step_graph(pj.spec)
+    except InvalidSpec as exc:
+        raise CliError(f'PartitionedJob "{job}" is invalid: {exc.message}') from exc
+    try:
+        chosen = select_steps(
+            graph,
+            spec.steps,
+            include_upstream=spec.include_upstream,
+            include_downstream=spec.include_downstream,
+        )
+    except InvalidSpec as exc:
+        raise CliError(render.flag_message(exc.message)) from exc
+    if not graph.stepped:
+        return None
+    return chosen, graph.order
 
 
 def plan_backfill(session: Session, spec: BackfillSpec) -> Planned:
@@ -58,13 +100,15 @@ def plan_backfill(session: Session, spec: BackfillSpec) -> Planned:
     job = spec.job_ref.name
     body = session.client.get(PARTITIONED_JOBS, job)
     pj = partitioned_job(job, body)
+    steps = planned_steps(job, pj, spec)
     verdict = judge(new_backfill(session.namespace, spec), pj, clock.now())
     try:
         result = ledger.preview(verdict)
     except InvalidSpec as exc:
         raise _preview_error(job, exc) from exc
     assert verdict.space is not None  # a valid verdict has its space
-    return Planned(job, session.namespace, verdict.space.describe(), result, spec)
+    chosen, every = steps if steps is not None else (None, None)
+    return Planned(job, session.namespace, verdict.space.describe(), result, spec, chosen, every)
 
 
 def _show_preview(
@@ -79,6 +123,8 @@ def _show_preview(
             spec=planned.spec,
             name=name,
             reprocess_hint=reprocess_hint,
+            steps=planned.steps,
+            all_steps=planned.all_steps,
         )
     )
 
@@ -123,7 +169,10 @@ def submit(
         return EXIT_OK
     if session.interactive and not yes:
         what = "dry-run Backfill" if spec.dry_run else "Backfill"
-        question = f"Create {what} {chosen} ({run} partition{'s' if run != 1 else ''})?"
+        count = f"{run} partition{'s' if run != 1 else ''}"
+        if spec.mark_succeeded:
+            count = f"marks {count} succeeded without running them"
+        question = f"Create {what} {chosen} ({count})?"
         if not typer.confirm(question, default=False, err=True):
             session.err.print("Aborted: nothing created.")
             return EXIT_FAILED
@@ -196,6 +245,7 @@ def plan(session: Session, spec: BackfillSpec, output: str) -> int:
             description=planned.description,
             preview=planned.preview,
             spec=spec,
+            steps=planned.steps,
         )
         if output == "json":
             session.write(json.dumps(doc, indent=2) + "\n")

@@ -4,7 +4,8 @@ Modules, in import order:
 
 * :mod:`.style`: state glyphs and colours, phase styles, label/value blocks;
 * :mod:`.progress`: durations, ages, :class:`Progress` (counts, rate, ETA), the progress bar;
-* :mod:`.grid`: the partition grid (:func:`grid_cells`, :func:`render_grid`);
+* :mod:`.grid`: the partition grid (:func:`grid_cells`, :func:`render_grid`; one block of rows
+  per step for a job with steps: :func:`render_step_grid`);
 * :mod:`.preview`: what ``create``/``plan`` show before acting (:func:`render_preview`);
 * :mod:`.views`: the ``status`` view of a Backfill (:class:`StatusView`,
   :func:`render_status`, :func:`follow_line`, :func:`headline`, :func:`describe_waiting`);
@@ -30,6 +31,8 @@ from .grid import (
     grid_columns,
     positions,
     render_grid,
+    render_step_grid,
+    step_lines,
 )
 from .jobs import (
     BACKFILL_LIMIT,
@@ -136,6 +139,8 @@ __all__ = [
     "render_missing",
     "render_preview",
     "render_status",
+    "render_step_grid",
     "running_block",
     "span",
+    "step_lines",
 ]

@@ -4,7 +4,10 @@
 they are valid, its scheduled runs (``spec.runs`` and ``status.runs``: the schedule, what it
 last took on, what comes due next, the lag, what it missed, its counts, running partitions and
 failures), its Backfills, and a grid of every complete partition coloured by the ledger's
-outcome and the active Jobs of any run (:class:`~..coverage.Coverage`).
+outcome and the active Jobs of any run (:class:`~..coverage.Coverage`). A job with steps
+(``status.ledger.steps``) also has each step's coverage: a ``Steps`` row per step and a grid
+with one block of rows per step (the roll-up grid with ``rollup``); its scheduled runs'
+counts per step (``status.runs.steps``) follow theirs.
 :func:`render_job_status` draws it, :func:`job_follow_line` as one line per change for
 ``status -w`` into a pipe, :func:`describe_runs` words the schedule's policy.
 
@@ -26,7 +29,6 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ...api.model import (
-    PARTITION_STATES,
     ConcurrencyPolicy,
     PartitionCounts,
     PartitionedJobSpec,
@@ -37,11 +39,26 @@ from ...planning.ranges import IndexSet
 from ...planning.space import plural
 from ...planning.times import parse_time
 from ..coverage import Coverage, KeyRange, ScheduleShare
-from .grid import GRID_MAX_ROWS, grid_cells, grid_columns, render_grid
+from .grid import (
+    GRID_MAX_ROWS,
+    Cell,
+    grid_cells,
+    grid_columns,
+    render_grid,
+    render_step_grid,
+    step_lines,
+)
 from .progress import TERMINAL_PHASE_NAMES, format_age, format_duration, format_span
-from .style import STYLES, kv, span
+from .style import STYLES, kv, span, state_counts
 from .tables import format_table
-from .views import UNSEEN_GRACE_SECONDS, GridData, describe_waiting, failures_block, running_block
+from .views import (
+    UNSEEN_GRACE_SECONDS,
+    GridData,
+    describe_waiting,
+    failures_block,
+    running_block,
+    step_counts_text,
+)
 
 #: Backfills listed by ``status`` of a PartitionedJob at most (the newest).
 BACKFILL_LIMIT = 10
@@ -118,6 +135,9 @@ class JobStatusView:
     why); ``first_key``/``last_key`` name the first and last of them. ``grid`` draws them.
     ``ledger_note`` says why no outcome is known (the ledger is of another numbering, or not
     written yet). ``backfills`` are the Backfills whose ``spec.jobRef`` is this job.
+    ``steps`` is each step's coverage (name, coverage) in the steps' order, for a job with
+    ``spec.steps`` (empty otherwise); ``coverage`` is then their roll-up (the ledger's
+    top-level sets, and a partition runs when a Job of any of its steps is active).
     """
 
     name: str
@@ -136,6 +156,7 @@ class JobStatusView:
     grid_note: str | None = None
     ledger_note: str | None = None
     backfills: tuple[BackfillSummary, ...] = field(default_factory=tuple)
+    steps: tuple[tuple[str, Coverage], ...] = ()
 
     @property
     def runs(self) -> ScheduledRuns | None:
@@ -232,16 +253,11 @@ def live_lag_seconds(view: JobStatusView, now: datetime) -> int:
 
 
 def counts_text(counts: PartitionCounts) -> Text:
-    """``12 succeeded · 0 failed · 5 running · 73 pending · 0 skipped`` (queued when some)."""
-    text = Text()
-    for state in PARTITION_STATES:
-        value = int(getattr(counts, state))
-        if state == "queued" and not value:
-            continue
-        if text:
-            text.append(" · ")
-        text.append(f"{value} {state}", style=STYLES[state])
-    return text
+    """``12 succeeded · 0 failed · 5 running · 73 pending · 0 skipped``.
+
+    Queued, upstream failed and marked appear when some are.
+    """
+    return state_counts(lambda state: int(getattr(counts, state)))
 
 
 def coverage_text(coverage: Coverage) -> Text:
@@ -322,6 +338,11 @@ def _schedule_rows(view: JobStatusView, now: datetime) -> list[tuple[str, Text]]
     else:
         rows.append(("Missed", Text("none")))
     rows.append(("Scheduled runs", counts_text(rs.counts)))
+    width = max((len(step.name) for step in rs.steps), default=0)
+    for n, step in enumerate(rs.steps):
+        line = Text(step.name.ljust(width) + "  ", style="bold")
+        line.append_text(step_counts_text(step.counts))
+        rows.append(("By step" if n == 0 else "", line))
     waiting = describe_waiting(rs.waiting)
     if waiting:
         rows.append(("Waiting", Text(waiting)))
@@ -350,13 +371,52 @@ def _backfill_block(view: JobStatusView, now: datetime) -> list[RenderableType]:
     return parts
 
 
-def render_job_status(view: JobStatusView, now: datetime, width: int, *, color: bool) -> Group:
+def _step_coverage_rows(steps: Sequence[tuple[str, Coverage]]) -> list[tuple[str, Text]]:
+    """``Steps`` rows: each step's outcomes over the complete partitions."""
+    width = max((len(name) for name, _ in steps), default=0)
+    rows: list[tuple[str, Text]] = []
+    for n, (name, cov) in enumerate(steps):
+        line = Text(name.ljust(width) + "  ", style="bold")
+        line.append_text(coverage_text(cov))
+        rows.append(("Steps" if n == 0 else "", line))
+    return rows
+
+
+def _job_step_grid(
+    view: JobStatusView, key_width: int, width: int, *, color: bool
+) -> RenderableType:
+    """The grid of a job with steps: one block of rows per step, over the complete partitions."""
+    assert view.grid is not None
+    name_width = max(len(name) for name, _ in view.steps)
+    columns = grid_columns(width, name_width + 2 + key_width)
+    per_step = step_lines(len(view.steps)) * columns
+    rows: list[tuple[str, list[Cell]]] = []
+    size = 1
+    for name, cov in view.steps:
+        cells, size = grid_cells(view.grid.indices, cov.grid_sets(), per_step)
+        rows.append((name, cells))
+    return render_step_grid(
+        rows,
+        size,
+        view.grid.key_at,
+        columns,
+        color=color,
+        names=JOB_GRID_NAMES,
+        hidden=JOB_GRID_HIDDEN,
+    )
+
+
+def render_job_status(
+    view: JobStatusView, now: datetime, width: int, *, color: bool, rollup: bool = False
+) -> Group:
     """Return the ``status`` view of a PartitionedJob.
 
     Rows: the job, its partitions (or why they are invalid), its state, the complete
-    partitions and their outcomes, then the schedule (when ``spec.runs`` is set); the
-    Backfills of the job; the grid of complete partitions; the scheduled runs' running
-    partitions and failures. ``width`` is the console width; ``color`` boxes or glyphs.
+    partitions and their outcomes (then each step's, for a job with steps), then the
+    schedule (when ``spec.runs`` is set); the Backfills of the job; the grid of complete
+    partitions (one block of rows per step for a job with steps, unless ``rollup``); the
+    scheduled runs' running partitions and failures. ``width`` is the console width;
+    ``color`` boxes or glyphs.
     """
     name = f"{view.namespace}/{view.name}" + (" (deleting)" if view.deleting else "")
     rows: list[tuple[str, Text]] = [("PartitionedJob", Text(name))]
@@ -379,6 +439,7 @@ def render_job_status(view: JobStatusView, now: datetime, width: int, *, color: 
             )
         )
         rows.append(("Outcomes", coverage_text(cov)))
+        rows.extend(_step_coverage_rows(view.steps))
     elif view.grid_note and view.problem is None:
         rows.append(("Complete", Text(view.grid_note, style="dim")))
     if view.ledger_note:
@@ -387,7 +448,11 @@ def render_job_status(view: JobStatusView, now: datetime, width: int, *, color: 
         rows.extend(_schedule_rows(view, now))
     parts: list[RenderableType] = [kv(rows)]
     parts.extend(_backfill_block(view, now))
-    if view.grid is not None and cov is not None:
+    if view.grid is not None and cov is not None and view.steps and not rollup:
+        label = max(len(view.first_key or ""), len(view.last_key or ""), 10)
+        parts.append(Text(""))
+        parts.append(_job_step_grid(view, label, width, color=color))
+    elif view.grid is not None and cov is not None:
         label = max(len(view.first_key or ""), len(view.last_key or ""), 10)
         columns = grid_columns(width, label)
         cells, size = grid_cells(view.grid.indices, cov.grid_sets(), GRID_MAX_ROWS * columns)

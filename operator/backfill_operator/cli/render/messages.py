@@ -8,14 +8,16 @@ _FLAGS = (
     ("range.to", "--to"),
     ("kueue.queueName", "--queue"),
     ("kueue.priorityClass", "--queue-priority-class"),
+    ("spec.steps", "--steps"),
 )
 
 
 def flag_message(message: str) -> str:
     """Return a planning message with the API's field names replaced by the CLI's flags.
 
-    ``range.from`` becomes ``--from``, ``range.to`` ``--to``, ``kueue.queueName`` ``--queue``
-    and ``kueue.priorityClass`` ``--queue-priority-class``: the user typed flags.
+    ``range.from`` becomes ``--from``, ``range.to`` ``--to``, ``kueue.queueName`` ``--queue``,
+    ``kueue.priorityClass`` ``--queue-priority-class`` and ``spec.steps`` (a Backfill's step
+    selection) ``--steps``: the user typed flags.
     """
     for field, flag in _FLAGS:
         message = message.replace(field, flag)

@@ -5,17 +5,21 @@ operator's own answer to "what would a new Backfill run") as a label/value block
 partition space, the selected span, how many run and under which policy
 (:func:`describe_policy`; the priority and the Kueue queue by :func:`describe_queueing`), how
 many ``reprocess`` skips, and the first and last keys in launch order (:func:`launch_sample`,
-lazy whatever the selection's size).
+lazy whatever the selection's size). For a PartitionedJob with steps it names the steps that
+run (:func:`describe_steps`; the counts stay partition-level); the parameters the Jobs get
+(``--env``, ``--label``, ``--annotation``) and ``--mark-succeeded`` have rows of their own
+(:func:`describe_parameters`).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 from rich.console import Group
 from rich.text import Text
 
-from ...api.model import BackfillSpec, Order
+from ...api.model import BackfillSpec, Order, Reprocess
 from ...planning.ledger import Preview
 from ...planning.space import plural
 from .style import kv, span
@@ -79,6 +83,63 @@ def describe_policy(spec: BackfillSpec) -> str:
     return ", ".join(parts)
 
 
+def describe_steps(spec: BackfillSpec, steps: Sequence[str], all_steps: Sequence[str]) -> list[str]:
+    """Return the ``Steps`` lines of a preview: which steps run, and how their order is kept.
+
+    First line: ``all 3: ingest, validate, publish`` or ``validate, publish (2 of 3; not run:
+    ingest)``, then ``; ignoring dependencies outside this run`` (``ignoreDependencies``) and
+    ``; the first partition does not wait for dependsOnPast`` (``ignoreFirstDependsOnPast``).
+    Second line (reprocess Missing or Failed): per partition, a step runs (is marked, with
+    markSucceeded) when it has no outcome (success) recorded or a step it depends on runs.
+    """
+    if list(steps) == list(all_steps):
+        first = f"all {len(all_steps)}: {', '.join(steps)}"
+    else:
+        left = [s for s in all_steps if s not in steps]
+        first = f"{', '.join(steps)} ({len(steps)} of {len(all_steps)}; not run: {', '.join(left)})"
+    if spec.ignore_dependencies:
+        first += "; ignoring dependencies outside this run"
+    if spec.ignore_first_depends_on_past:
+        first += "; the first partition does not wait for dependsOnPast"
+    lines = [first]
+    if spec.reprocess is not Reprocess.ALL:
+        outcome = "outcome" if spec.reprocess is Reprocess.MISSING else "success"
+        verb = "is marked" if spec.mark_succeeded else "runs"
+        lines.append(
+            f"per partition, a step {verb} when it has no {outcome} recorded (reprocess "
+            f"{spec.reprocess}) or a step it depends on {verb}"
+        )
+    return lines
+
+
+def describe_parameters(spec: BackfillSpec) -> list[tuple[str, str]]:
+    """Return the preview rows of what the Jobs get: ``Env``, ``Labels``, ``Annotations``.
+
+    Each row only when set: ``("Env", "MODE=full, TARGET=$(PARTITION_KEY)")`` (a variable
+    from ``valueFrom`` reads ``NAME (valueFrom)``), labels and annotations as ``k=v``.
+    """
+    rows: list[tuple[str, str]] = []
+    if spec.env:
+        rows.append(
+            (
+                "Env",
+                ", ".join(
+                    f"{e.name} (valueFrom)"
+                    if e.value_from is not None
+                    else f"{e.name}={e.value or ''}"
+                    for e in spec.env
+                ),
+            )
+        )
+    for label, pairs in (
+        ("Labels", spec.job_labels),
+        ("Annotations", spec.job_annotations),
+    ):
+        if pairs:
+            rows.append((label, ", ".join(f"{k}={v}" for k, v in pairs.items())))
+    return rows
+
+
 def render_preview(
     *,
     job: str,
@@ -88,6 +149,8 @@ def render_preview(
     spec: BackfillSpec,
     name: str | None,
     reprocess_hint: bool = True,
+    steps: Sequence[str] | None = None,
+    all_steps: Sequence[str] | None = None,
 ) -> Group:
     """Return what ``create``/``plan`` show before acting: counts, the first and last keys.
 
@@ -95,6 +158,9 @@ def render_preview(
     ``name`` the Backfill to create (the "To run" line then gives the whole policy), or None
     for ``plan`` (only the priority and queue, when set). ``reprocess_hint`` False leaves
     the ``--reprocess`` hint out of the Skipped line (a command without that flag).
+    ``steps`` and ``all_steps`` (a job with steps: those that run and every one) add the
+    ``Steps`` rows (:func:`describe_steps`). With ``markSucceeded`` the count reads ``To
+    mark`` (no Job runs, so no policy); the parameters follow (:func:`describe_parameters`).
     """
     sel = preview.selection
     rows: list[tuple[str, Text]] = [
@@ -110,12 +176,26 @@ def render_preview(
         policy = describe_policy(spec)
     elif run:
         policy = ", ".join(describe_queueing(spec))
-    rows.append(
-        (
-            "To run",
-            Text.assemble((plural(run, "partition"), "bold"), f", {policy}" if policy else ""),
+    if spec.mark_succeeded:
+        rows.append(
+            (
+                "To mark",
+                Text.assemble(
+                    (plural(run, "partition"), "bold"),
+                    ": recorded as succeeded without running a Job (--mark-succeeded)",
+                ),
+            )
         )
-    )
+    else:
+        rows.append(
+            (
+                "To run",
+                Text.assemble((plural(run, "partition"), "bold"), f", {policy}" if policy else ""),
+            )
+        )
+    if steps is not None and all_steps is not None:
+        for n, line in enumerate(describe_steps(spec, steps, all_steps)):
+            rows.append(("Steps" if n == 0 else "", Text(line, style="" if n == 0 else "dim")))
     if preview.skipped:
         hint = {"Missing": "; --reprocess failed|all to run them", "Failed": "; --reprocess all"}
         if not reprocess_hint:
@@ -124,8 +204,9 @@ def render_preview(
             (
                 "Skipped",
                 Text(
-                    f"{len(preview.skipped)} with a recorded outcome (reprocess "
-                    f"{spec.reprocess}{hint.get(str(spec.reprocess), '')})"
+                    f"{len(preview.skipped)} with a recorded outcome"
+                    + (" of every step" if steps is not None else "")
+                    + f" (reprocess {spec.reprocess}{hint.get(str(spec.reprocess), '')})"
                 ),
             )
         )
@@ -135,6 +216,7 @@ def render_preview(
     elif head:
         rows.append(("First", Text(", ".join(head))))
         rows.append(("Last", Text(", ".join(tail))))
+    rows.extend((label, Text(value)) for label, value in describe_parameters(spec))
     if name is not None:
         rows.append(("Backfill", Text(name + ("  (dry run)" if spec.dry_run else ""))))
     return kv(rows)

@@ -79,9 +79,11 @@ class Progress:
     """Counts of a Backfill's selection by state, with throughput and time to completion.
 
     ``queued`` are partitions whose Job Kueue holds suspended (not in ``running``).
-    ``rate_per_minute`` is finished partitions (succeeded + failed; skipped ones cost nothing)
-    per minute since ``status.startTime``; ``eta_seconds`` is the time the remaining (pending
-    + queued + running) partitions take at that rate: 0 when nothing remains, None when
+    ``upstream_failed`` (not run: a step they depend on failed) and ``marked`` (recorded as
+    succeeded without a Job) are final, like ``skipped``. ``rate_per_minute`` is finished
+    partitions (succeeded + failed; skipped, upstream-failed and marked ones cost nothing) per
+    minute since ``status.startTime``; ``eta_seconds`` is the time the remaining (pending +
+    queued + running) partitions take at that rate: 0 when nothing remains, None when
     unknown.
     """
 
@@ -95,11 +97,17 @@ class Progress:
     elapsed_seconds: float | None
     rate_per_minute: float | None
     eta_seconds: float | None
+    upstream_failed: int = 0
+    marked: int = 0
 
     @property
     def done(self) -> int:
-        """Partitions with a final state: succeeded, failed or skipped."""
-        return self.succeeded + self.failed + self.skipped
+        """Partitions with a final state: succeeded, failed, skipped, upstream failed, marked."""
+        return self.succeeded + self.failed + self.skipped + self.upstream_failed + self.marked
+
+    def count(self, state: str) -> int:
+        """The number of partitions in ``state`` (a name of ``PARTITION_STATES``)."""
+        return int(getattr(self, state))
 
     @property
     def fraction(self) -> float:
@@ -136,6 +144,8 @@ def progress_of(status: BackfillStatus, now: datetime) -> Progress:
         elapsed_seconds=elapsed,
         rate_per_minute=rate,
         eta_seconds=eta,
+        upstream_failed=c.upstream_failed,
+        marked=c.marked,
     )
 
 
@@ -172,16 +182,18 @@ def _split(total_cells: int, counts: Sequence[int], total: int) -> list[int]:
 
 
 def progress_bar(progress: Progress, width: int, *, color: bool) -> Text:
-    """Return a bar ``width`` cells wide: done, failed, running, queued, rest.
+    """Return a bar ``width`` cells wide: done, failed, upstream failed, running, queued, rest.
 
-    Done is succeeded and skipped. In colour: ``━`` segments green, red, yellow, magenta and
-    grey. Without colour: ``[###X>>qq....]`` (the brackets are part of ``width``). Without
-    queued partitions the bar is the same as before queues existed.
+    Done is succeeded, skipped and marked. In colour: ``━`` segments green, red, orange,
+    yellow, magenta and grey. Without colour: ``[###Xu>>qq....]`` (the brackets are part of
+    ``width``). Without queued or upstream-failed partitions the bar is the same as before
+    queues and steps existed.
     """
     p = progress
     inner = max(4, width - (0 if color else 2))
-    segments = ("succeeded", "failed", "running", "queued")
-    parts = _split(inner, [p.succeeded + p.skipped, p.failed, p.running, p.queued], p.total)
+    segments = ("succeeded", "failed", "upstream_failed", "running", "queued")
+    counts = [p.succeeded + p.skipped + p.marked, p.failed, p.upstream_failed, p.running, p.queued]
+    parts = _split(inner, counts, p.total)
     rest = inner - sum(parts)
     text = Text()
     if not color:

@@ -9,16 +9,30 @@ previews.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from rich.console import Group
 from rich.text import Text
 
-from ...api.model import PARTITION_STATES
-
-#: Grid cell states: the partition states (``queued``: a Job Kueue holds suspended), plus
-#: "partial" for a multi-partition cell that is partly done.
-CELL_STATES = (*PARTITION_STATES, "partial")
+#: The partition states in display order (counts lines, legends): each failure state next to
+#: ``failed``. The same states as :data:`~backfill_operator.api.model.PARTITION_STATES`.
+STATE_ORDER = (
+    "succeeded",
+    "failed",
+    "upstream_failed",
+    "running",
+    "queued",
+    "pending",
+    "skipped",
+    "marked",
+)
+#: States a counts line or a legend shows only when some partition (cell) has them, so that
+#: a Backfill without Kueue or steps reads as before they existed.
+OPTIONAL_STATES = frozenset({"queued", "upstream_failed", "marked"})
+#: Grid cell states: the partition states (``queued``: a Job Kueue holds suspended;
+#: ``upstream_failed``: not run because a step it depends on failed; ``marked``: recorded as
+#: succeeded without a Job), plus "partial" for a multi-partition cell that is partly done.
+CELL_STATES = (*STATE_ORDER, "partial")
 
 GLYPHS: Mapping[str, str] = {
     "succeeded": "#",
@@ -27,6 +41,8 @@ GLYPHS: Mapping[str, str] = {
     "queued": "q",
     "pending": ".",
     "skipped": "s",
+    "upstream_failed": "u",
+    "marked": "m",
     "partial": "+",
 }
 STYLES: Mapping[str, str] = {
@@ -36,6 +52,8 @@ STYLES: Mapping[str, str] = {
     "queued": "magenta",
     "pending": "bright_black",
     "skipped": "dark_green",
+    "upstream_failed": "dark_orange",
+    "marked": "blue",
     "partial": "cyan",
 }
 PHASE_STYLES: Mapping[str, str] = {
@@ -50,6 +68,29 @@ PHASE_STYLES: Mapping[str, str] = {
 BOX = "■"
 #: A progress bar segment in colour.
 BAR = "━"
+
+
+def state_word(state: str) -> str:
+    """Return a state as text shows it: ``upstream_failed`` is ``upstream failed``."""
+    return state.replace("_", " ")
+
+
+def state_counts(count: Callable[[str], int], *, compact: bool = False) -> Text:
+    """Return ``12 succeeded · 0 failed · 5 running · 73 pending · 0 skipped``, coloured.
+
+    ``count(state)`` gives the number of a state (of :data:`STATE_ORDER`). The states of
+    :data:`OPTIONAL_STATES` appear only when non-zero; with ``compact`` every zero state is
+    left out (``0 pending`` when all are zero).
+    """
+    text = Text()
+    for state in STATE_ORDER:
+        value = count(state)
+        if not value and (compact or state in OPTIONAL_STATES):
+            continue
+        if text:
+            text.append(" · ")
+        text.append(f"{value} {state_word(state)}", style=STYLES[state])
+    return text or Text("0 pending", style=STYLES["pending"])
 
 
 def span(first: str, last: str) -> str:

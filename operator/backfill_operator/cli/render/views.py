@@ -6,8 +6,12 @@ command resolved: the PartitionedJob's description and the selection the grid is
 ``status -w`` into a pipe. :func:`headline` is the one-sentence state (the Ready or Stalled
 condition's message), :func:`describe_waiting` why pending partitions wait (the partition
 lock, the job-wide limit). Queued partitions (Jobs Kueue holds suspended) and the waiting row
-appear only when there are some, so a Backfill without either reads as before. Pure: ``now``
-is an argument.
+appear only when there are some, so a Backfill without either reads as before.
+
+A Backfill of a PartitionedJob with steps (``status.steps``) gets a ``Steps`` row per step
+(its counts) and a grid with one block of rows per step (:func:`step_grid_sets`); with
+``rollup`` the grid is the partition roll-up of the top-level status, as for a job without
+steps. Pure: ``now`` is an argument.
 """
 
 from __future__ import annotations
@@ -20,18 +24,28 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ...api.model import (
-    PARTITION_STATES,
     BackfillSpec,
     BackfillStatus,
     FailedPartition,
+    PartitionCounts,
+    PartitionSets,
     RunningPartition,
+    StepStatus,
     Waiting,
 )
 from ...planning.ranges import IndexSet
 from ...planning.space import plural
 from ...planning.state import waiting_to_retry
 from ...planning.times import parse_time
-from .grid import GRID_MAX_ROWS, grid_cells, grid_columns, render_grid
+from .grid import (
+    GRID_MAX_ROWS,
+    Cell,
+    grid_cells,
+    grid_columns,
+    render_grid,
+    render_step_grid,
+    step_lines,
+)
 from .progress import (
     TERMINAL_PHASE_NAMES,
     format_duration,
@@ -39,7 +53,15 @@ from .progress import (
     progress_bar,
     progress_of,
 )
-from .style import PHASE_STYLES, STYLES, kv, span
+from .style import (
+    OPTIONAL_STATES,
+    PHASE_STYLES,
+    STATE_ORDER,
+    kv,
+    span,
+    state_counts,
+    state_word,
+)
 
 #: Running partitions and failures listed by ``status`` at most.
 DETAIL_LIMIT = 8
@@ -106,15 +128,56 @@ def headline(view: StatusView, now: datetime | None = None) -> str:
     return ""
 
 
-def _grid_sets(status: BackfillStatus) -> dict[str, IndexSet]:
-    sets = status.partitions
+def grid_sets(sets: PartitionSets) -> dict[str, IndexSet]:
+    """Return the per-state index sets of a status' ``partitions`` (for :func:`grid_cells`)."""
     return {
         "succeeded": IndexSet.parse(sets.succeeded),
         "failed": IndexSet.parse(sets.failed),
         "running": IndexSet.parse(sets.running),
         "queued": IndexSet.parse(sets.queued),
         "skipped": IndexSet.parse(sets.skipped),
+        "upstream_failed": IndexSet.parse(sets.upstream_failed),
+        "marked": IndexSet.parse(sets.marked),
     }
+
+
+def step_grid_sets(step: StepStatus, running: Sequence[RunningPartition]) -> dict[str, IndexSet]:
+    """Return one step's per-state index sets: its ``partitions``, with its active Jobs.
+
+    The ``running[]`` entries of the step (``step`` is its name) count as running (or queued
+    while Kueue holds them) even when the step's sets were written before they started.
+    """
+    sets = grid_sets(step.partitions)
+    mine = [r for r in running if r.step == step.name]
+    if mine:
+        queued = IndexSet.from_indices(r.index for r in mine if r.queued)
+        active = IndexSet.from_indices(r.index for r in mine if not r.queued)
+        sets["running"] = sets["running"].union(active).difference(queued)
+        sets["queued"] = sets["queued"].union(queued)
+        for state in ("succeeded", "failed", "skipped", "upstream_failed", "marked"):
+            sets[state] = sets[state].difference(active).difference(queued)
+    return sets
+
+
+def step_counts_text(counts: PartitionCounts) -> Text:
+    """One step's counts: ``5/7 done: 4 succeeded · 1 failed · 2 running`` (non-zero only)."""
+    done = (
+        counts.succeeded + counts.failed + counts.skipped + counts.upstream_failed + counts.marked
+    )
+    text = Text(f"{done}/{counts.total} done: ")
+    text.append_text(state_counts(lambda state: int(getattr(counts, state)), compact=True))
+    return text
+
+
+def _step_rows(steps: Sequence[StepStatus]) -> list[tuple[str, Text]]:
+    """``Steps`` rows: each step's name and counts, names padded to the longest."""
+    width = max((len(s.name) for s in steps), default=0)
+    rows: list[tuple[str, Text]] = []
+    for n, step in enumerate(steps):
+        line = Text(step.name.ljust(width) + "  ", style="bold")
+        line.append_text(step_counts_text(step.counts))
+        rows.append(("Steps" if n == 0 else "", line))
+    return rows
 
 
 def describe_waiting(waiting: Waiting | None) -> str:
@@ -142,10 +205,14 @@ def describe_waiting(waiting: Waiting | None) -> str:
     return "; ".join(parts)
 
 
-def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -> Group:
+def render_status(
+    view: StatusView, now: datetime, width: int, *, color: bool, rollup: bool = False
+) -> Group:
     """Return the ``status`` view: header, progress bar, counts, rate/ETA, grid, details.
 
     ``width`` is the console width in cells; ``color`` chooses coloured boxes or ASCII glyphs.
+    A Backfill with ``status.steps`` also gets a ``Steps`` row per step and its grid has one
+    block of rows per step, unless ``rollup``: then the grid is the partitions' roll-up.
     """
     status = view.status
     prog = progress_of(status, now)
@@ -194,14 +261,8 @@ def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -
         bar = progress_bar(prog, min(60, max(20, width - 40)), color=color)
         bar.append(f"  {prog.done}/{prog.total}  {prog.fraction:.0%}")
         rows.append(("Progress", bar))
-        counts = Text()
-        for state in PARTITION_STATES:
-            if state == "queued" and not prog.queued:
-                continue
-            if counts:
-                counts.append(" · ")
-            counts.append(f"{getattr(prog, state)} {state}", style=STYLES[state])
-        rows.append(("Counts", counts))
+        rows.append(("Counts", state_counts(prog.count)))
+        rows.extend(_step_rows(status.steps))
         waiting = describe_waiting(status.waiting)
         if waiting:
             rows.append(("Waiting", Text(waiting)))
@@ -226,10 +287,14 @@ def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -
         label = (
             max(len(status.selection.first), len(status.selection.last)) if status.selection else 10
         )
-        columns = grid_columns(width, label)
-        cells, size = grid_cells(view.grid.indices, _grid_sets(status), GRID_MAX_ROWS * columns)
         parts.append(Text(""))
-        parts.append(render_grid(cells, size, view.grid.key_at, columns, color=color))
+        if status.steps and not rollup:
+            parts.append(_step_grid(view, status.steps, label, width, color=color))
+        else:
+            columns = grid_columns(width, label)
+            sets = grid_sets(status.partitions)
+            cells, size = grid_cells(view.grid.indices, sets, GRID_MAX_ROWS * columns)
+            parts.append(render_grid(cells, size, view.grid.key_at, columns, color=color))
     elif view.grid_note and not view.spec.dry_run:
         parts.append(Text(""))
         parts.append(Text(f"(no partition grid: {view.grid_note})", style="dim"))
@@ -239,6 +304,28 @@ def render_status(view: StatusView, now: datetime, width: int, *, color: bool) -
     return Group(*parts)
 
 
+def _step_grid(
+    view: StatusView, steps: Sequence[StepStatus], key_width: int, width: int, *, color: bool
+) -> Group:
+    """The grid of a Backfill with steps: one block of rows per step of ``status.steps``."""
+    assert view.grid is not None
+    name_width = max(len(s.name) for s in steps)
+    columns = grid_columns(width, name_width + 2 + key_width)
+    per_step = step_lines(len(steps)) * columns
+    rows: list[tuple[str, list[Cell]]] = []
+    size = 1
+    for step in steps:
+        sets = step_grid_sets(step, view.status.running)
+        cells, size = grid_cells(view.grid.indices, sets, per_step)
+        rows.append((step.name, cells))
+    return render_step_grid(rows, size, view.grid.key_at, columns, color=color)
+
+
+def _step_part(step: str | None) -> str:
+    """``  validate`` after a partition's key when the entry names a step, else nothing."""
+    return f"  {step}" if step else ""
+
+
 def running_block(
     running: Sequence[RunningPartition], now: datetime, *, title: str = ""
 ) -> list[RenderableType]:
@@ -246,7 +333,8 @@ def running_block(
 
     A blank line, the title (``Running (3) and queued (2)``, ``Queued (2)`` when none runs
     yet; prefixed by ``title``, e.g. ``Scheduled runs: ``), then ``  KEY  attempt N, 12s
-    job/NAME`` per Job (``queued`` instead of a duration while Kueue holds it).
+    job/NAME`` per Job (``queued`` instead of a duration while Kueue holds it; the step after
+    the key for a job with steps: ``  KEY  STEP  attempt N, ...``).
     """
     if not running:
         return []
@@ -264,7 +352,7 @@ def running_block(
             took = ", queued"
         else:
             took = f", {format_duration((now - since).total_seconds())}" if since else ""
-        lines.append(Text(f"  {r.key}  attempt {r.attempt}{took}  job/{r.job}"))
+        lines.append(Text(f"  {r.key}{_step_part(r.step)}  attempt {r.attempt}{took}  job/{r.job}"))
     if len(running) > DETAIL_LIMIT:
         lines.append(Text(f"  … and {len(running) - DETAIL_LIMIT} more", style="dim"))
     return lines
@@ -277,7 +365,8 @@ def failures_block(
 
     ``attempts`` is the retry limit plus one. A blank line, the title (``Failures (2)``,
     prefixed by ``title``), then per partition ``  KEY  attempt 2/3, retry at T`` (or
-    ``failed for good``) and the Job with its failure message.
+    ``failed for good``; the step after the key for a job with steps) and the Job with its
+    failure message.
     """
     if not failures:
         return []
@@ -287,7 +376,7 @@ def failures_block(
     lines: list[RenderableType] = [Text(""), Text(heading, style="bold red")]
     for f in failures[:DETAIL_LIMIT]:
         when = f"retry at {f.retry_at}" if f.retry_at else "failed for good"
-        line = Text(f"  {f.key}  attempt {f.attempts}/{attempts}, {when}")
+        line = Text(f"  {f.key}{_step_part(f.step)}  attempt {f.attempts}/{attempts}, {when}")
         line.append(f"\n    job/{f.job}" + (f": {f.message}" if f.message else ""), style="dim")
         lines.append(line)
     if len(failures) > DETAIL_LIMIT:
@@ -299,18 +388,19 @@ def follow_line(view: StatusView, now: datetime) -> str:
     """Return one progress line for ``status -w`` when the output is not a terminal.
 
     Shape: ``HH:MM:SS Running 12/90 done: 10 succeeded, 2 failed, 5 running, 73 pending;
-    ETA 3m 10s`` (queued, after running, and skipped appear only when there are some; then
-    ``(N waiting to retry)`` when failed partitions wait for a retry, as
-    :func:`~backfill_operator.planning.state.waiting_to_retry` counts them).
+    ETA 3m 10s`` (upstream failed after failed, queued after running, skipped and marked
+    appear only when there are some; then ``(N waiting to retry)`` when failed partitions
+    wait for a retry, as :func:`~backfill_operator.planning.state.waiting_to_retry` counts
+    them). For a job with steps the counts are the partitions' roll-up.
     """
     if view.status.phase is None:
         return f"{now:%H:%M:%S} Pending: {headline(view, now)}"
     prog = progress_of(view.status, now)
     eta = "-" if prog.eta_seconds is None else format_duration(prog.eta_seconds)
     counts = ", ".join(
-        f"{getattr(prog, s)} {s}"
-        for s in PARTITION_STATES
-        if (s != "skipped" or prog.skipped) and (s != "queued" or prog.queued)
+        f"{prog.count(s)} {state_word(s)}"
+        for s in STATE_ORDER
+        if prog.count(s) or (s not in OPTIONAL_STATES and s != "skipped")
     )
     running = frozenset(r.index for r in view.status.running)
     retrying = len(waiting_to_retry(view.status.failures, running))
