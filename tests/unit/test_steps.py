@@ -396,6 +396,11 @@ def test_mark_succeeded_fills_the_ledger_and_creates_no_job() -> None:
     assert world.status.phase is Phase.SUCCEEDED
     assert world.status.counts.marked == 3
     assert world.step_counts("ingest") == {"total": 3, "marked": 3}
+    # The marks reach the ledger in the next pass, asked for at once.
+    assert decision.ledger is None and decision.requeue_after_seconds == 0.0
+    again = world.step()
+    assert again.ledger is not None and again.requeue_after_seconds is None
+    assert world.step().ledger is None  # recorded: nothing more to merge
     ledger = {s.name: s.succeeded for s in world.job_status.ledger.steps}
     assert ledger == {"ingest": "0-2"}
     assert world.job_status.ledger.succeeded == ""  # validate and publish have no success
@@ -408,11 +413,35 @@ def test_mark_succeeded_fills_the_ledger_and_creates_no_job() -> None:
     )
 
 
+def test_a_lost_status_write_after_marking_marks_again_not_skips() -> None:
+    """The marking pass's status write is lost (a Conflict): the next pass marks again."""
+    job = stepped_job(2, PIPELINE)
+    world = StepWorld(job, spec(markSucceeded=True, steps=["ingest"]))
+    world.decide()  # decided, but neither the status nor anything else was written
+    world.step()
+    world.step()
+    assert world.step_counts("ingest") == {"total": 2, "marked": 2}
+    assert [(s.name, s.succeeded) for s in world.job_status.ledger.steps] == [("ingest", "0-1")]
+
+
+def test_marks_never_overwrite_an_outcome_another_run_recorded() -> None:
+    job = stepped_job(2, PIPELINE)
+    world = StepWorld(job, spec(markSucceeded=True, steps=["ingest"]))
+    world.step()
+    # Before the marks are merged, another run records a failure of ingest for partition 1.
+    world.job_status = ledger_status(job, {"ingest": ("", "1")})
+    world.step()
+    assert [(s.name, s.succeeded, s.failed) for s in world.job_status.ledger.steps] == [
+        ("ingest", "0", "1")
+    ]
+
+
 def test_mark_succeeded_on_a_job_template_job() -> None:
     job = PartitionedJobSpec.model_validate(
         {"partitions": {"values": ["a", "b"]}, "jobTemplate": template("main")}
     )
     world = StepWorld(job, spec(range={"from": "a"}, markSucceeded=True))
+    world.step()
     world.step()
     assert world.created == [] and world.status.counts.marked == 2
     assert world.job_status.ledger.succeeded == "0-1"

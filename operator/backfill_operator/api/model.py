@@ -641,7 +641,17 @@ class BackfillSpec(_Model):
                 _cel(
                     "has(self.range) != has(self.partitions)",
                     "exactly one of range and partitions must be set",
-                )
+                ),
+                _cel(
+                    "(has(self.steps) ? has(oldSelf.steps) && self.steps == oldSelf.steps : "
+                    "!has(oldSelf.steps)) && "
+                    "(has(self.includeUpstream) && self.includeUpstream) == "
+                    "(has(oldSelf.includeUpstream) && oldSelf.includeUpstream) && "
+                    "(has(self.includeDownstream) && self.includeDownstream) == "
+                    "(has(oldSelf.includeDownstream) && oldSelf.includeDownstream)",
+                    "the step selection (steps, includeUpstream, includeDownstream) is immutable: "
+                    "create a new Backfill instead",
+                ),
             ]
         }
     )

@@ -12,7 +12,8 @@
 * deletions: finished Jobs whose outcome the status records, beyond the history limits
   (oldest first, the CronJob controller's rule); none without a selection, since then the
   status cannot record their outcomes;
-* the requeue time: the earliest retry that is not due yet, and at most
+* the requeue time: at once after marking (:mod:`.flow`); the earliest retry that is not due
+  yet, and at most
   :data:`LOCK_RECHECK_SECONDS` while work waits for another run's Job (the partition lock, an
   upstream step another run is running): that run records its outcome in the ledger after
   its Job ended, and a ledger write wakes nobody.
@@ -140,6 +141,8 @@ def plan(
     deletions = _deletions(spec, seen.owned, state)
     if blocked.locked or any(lane.waiting_on_others for lane in state.lanes):
         requeue = min(requeue or LOCK_RECHECK_SECONDS, LOCK_RECHECK_SECONDS)
+    if any(lane.new_marked for lane in state.lanes):
+        requeue = 0.0  # the next pass merges the marks into the ledger (planning/flow.py)
     return Decision(
         verdict=verdict,
         state=state,

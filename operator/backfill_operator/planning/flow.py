@@ -20,7 +20,11 @@ Jobs (:func:`~.state.observe_lane` per step), then applies, lane by lane in step
    ``ignoreFirstDependsOnPast`` frees the run's first partition); a failure there cascades to
    every later partition of the run whose chain leads to it.
 3. **markSucceeded**: every pending pair no other run's active Job holds is recorded as
-   succeeded (``marked``), without a Job and without the step order.
+   succeeded (``marked``), without a Job and without the step order. The marks go to the
+   ledger in the *next* pass (the caller runs it at once), from the status: were they merged
+   first and the status write then lost (a Conflict, a crash), the next pass would find them
+   recorded and report them skipped; this way a lost status write marks them again, and a
+   lost ledger merge is repeated (only for pairs without any outcome in the ledger).
 
 The outcomes recorded for the first time go to the ledger (:class:`~.ledger.LedgerUpdate`).
 Pure.
@@ -115,6 +119,14 @@ def observe(
     held_sets = held_by_step(held or {})
     if verdict.invalid is None:
         _reprocess(verdict, spec, graph, lanes)
+        job_status = verdict.partitioned_job.status
+        for step, lane in lanes.items():
+            # Marks the status records but the ledger does not (the pass after marking): a pair
+            # with any outcome in the ledger keeps it (another run's, maybe newer).
+            if lane.marked:
+                ok, bad = ledger_of(job_status, verdict.fingerprint, step)
+                unrecorded = lane.marked.difference(ok).difference(bad)
+                new_ok[step] = new_ok[step].union(unrecorded)
         if mark:
             for step, lane in lanes.items():
                 marked = lane.pending.difference(held_sets.get(step, IndexSet()))
@@ -123,8 +135,8 @@ def observe(
                         lane,
                         pending=lane.pending.difference(marked),
                         marked=lane.marked.union(marked),
+                        new_marked=len(marked),
                     )
-                    new_ok[step] = new_ok[step].union(marked)
         else:
             _gate(verdict, spec, graph, lanes, held_sets)
     ledger = None

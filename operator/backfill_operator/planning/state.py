@@ -119,7 +119,9 @@ class PartitionState:
     * ``new_failures``: failed attempts recorded by this pass (for the PartitionFailed event);
     * ``new_upstream_failed``: partitions this pass found upstream-failed (for the Event);
     * ``waiting_on_others``: pending partitions waiting for another run's Job of an upstream
-      step (or, with ``dependsOnPast``, of the previous partition).
+      step (or, with ``dependsOnPast``, of the previous partition);
+    * ``new_marked``: partitions this pass marked succeeded (their ledger merge is the next
+      pass's: :mod:`.flow`).
     """
 
     selection: Selection
@@ -138,6 +140,7 @@ class PartitionState:
     ready: IndexSet | None = None
     new_upstream_failed: int = 0
     waiting_on_others: int = 0
+    new_marked: int = 0
 
     @property
     def running_set(self) -> IndexSet:

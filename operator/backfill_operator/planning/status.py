@@ -218,36 +218,37 @@ def _plan(state: RunState, order: Order, skipped: int) -> Plan:
     )
 
 
+#: The states of :class:`PartitionSets` (model field names); pending is what none of them has.
+_SET_STATES = ("succeeded", "failed", "skipped", "running", "queued", "upstream_failed", "marked")
+
+
+def _counts_and_sets(
+    selection: IndexSet, states: Mapping[str, IndexSet]
+) -> tuple[PartitionCounts, PartitionSets]:
+    """Counts (within ``selection``; pending: the rest) and sets of disjoint per-state sets."""
+    counts = {name: len(states[name].intersection(selection)) for name in _SET_STATES}
+    pending = len(selection) - sum(counts.values())
+    return (
+        PartitionCounts(total=len(selection), pending=pending, **counts),
+        PartitionSets(**{name: str(states[name]) for name in _SET_STATES}),
+    )
+
+
 def _lane_status(lane: PartitionState) -> tuple[PartitionCounts, PartitionSets]:
-    """One lane's counts and sets, restricted to the selection."""
-    sel = lane.selection.indices
-    queued_set = lane.queued_set
-    started_set = lane.running_set.difference(queued_set)
-    counts = PartitionCounts(
-        total=len(sel),
-        running=len(started_set.intersection(sel)),
-        queued=len(queued_set.intersection(sel)),
-        succeeded=len(lane.succeeded.intersection(sel)),
-        failed=len(lane.failed.intersection(sel)),
-        skipped=len(lane.skipped.intersection(sel)),
-        upstream_failed=len(lane.upstream_failed.intersection(sel)),
-        marked=len(lane.marked.intersection(sel)),
+    """One lane's counts and sets (running: started Jobs; queued: Kueue holds them)."""
+    queued = lane.queued_set
+    return _counts_and_sets(
+        lane.selection.indices,
+        {
+            "succeeded": lane.succeeded,
+            "failed": lane.failed,
+            "skipped": lane.skipped,
+            "running": lane.running_set.difference(queued),
+            "queued": queued,
+            "upstream_failed": lane.upstream_failed,
+            "marked": lane.marked,
+        },
     )
-    counts = counts.model_copy(update={"pending": counts.total - sum(_settled_counts(counts))})
-    sets = PartitionSets(
-        succeeded=str(lane.succeeded),
-        failed=str(lane.failed),
-        skipped=str(lane.skipped),
-        running=str(started_set),
-        queued=str(queued_set),
-        upstream_failed=str(lane.upstream_failed),
-        marked=str(lane.marked),
-    )
-    return counts, sets
-
-
-def _settled_counts(c: PartitionCounts) -> tuple[int, ...]:
-    return (c.running, c.queued, c.succeeded, c.failed, c.skipped, c.upstream_failed, c.marked)
 
 
 def roll_up(state: RunState) -> tuple[PartitionCounts, PartitionSets]:
@@ -257,50 +258,25 @@ def roll_up(state: RunState) -> tuple[PartitionCounts, PartitionSets]:
     for good) > upstreamFailed > marked > succeeded > skipped (every step skipped).
     """
     sel = state.selection.indices
-
-    def union(pick: Callable[[PartitionState], IndexSet]) -> IndexSet:
-        out = IndexSet()
-        for lane in state.lanes:
-            out = out.union(pick(lane))
-        return out.intersection(sel)
-
+    layers: dict[str, IndexSet] = {}
     taken = IndexSet()
-    layers: list[IndexSet] = []
-    for pick in (
-        lambda lane: lane.running_set.difference(lane.queued_set),
-        lambda lane: lane.queued_set,
-        lambda lane: lane.pending.union(lane.retrying),
-        lambda lane: lane.failed,
-        lambda lane: lane.upstream_failed,
-        lambda lane: lane.marked,
-        lambda lane: lane.succeeded,
-    ):
-        layer = union(pick).difference(taken)
-        layers.append(layer)
-        taken = taken.union(layer)
-    running, queued, pending, failed, upstream, marked, succeeded = layers
-    skipped = sel.difference(taken)
-    counts = PartitionCounts(
-        total=len(sel),
-        pending=len(pending),
-        queued=len(queued),
-        running=len(running),
-        succeeded=len(succeeded),
-        failed=len(failed),
-        skipped=len(skipped),
-        upstream_failed=len(upstream),
-        marked=len(marked),
+    picks: tuple[tuple[str, Callable[[PartitionState], IndexSet]], ...] = (
+        ("running", lambda lane: lane.running_set.difference(lane.queued_set)),
+        ("queued", lambda lane: lane.queued_set),
+        ("pending", lambda lane: lane.pending.union(lane.retrying)),
+        ("failed", lambda lane: lane.failed),
+        ("upstream_failed", lambda lane: lane.upstream_failed),
+        ("marked", lambda lane: lane.marked),
+        ("succeeded", lambda lane: lane.succeeded),
     )
-    sets = PartitionSets(
-        succeeded=str(succeeded),
-        failed=str(failed),
-        skipped=str(skipped),
-        running=str(running),
-        queued=str(queued),
-        upstream_failed=str(upstream),
-        marked=str(marked),
-    )
-    return counts, sets
+    for name, pick in picks:
+        layer = IndexSet()
+        for lane in state.lanes:
+            layer = layer.union(pick(lane))
+        layers[name] = layer.intersection(sel).difference(taken)
+        taken = taken.union(layers[name])
+    layers["skipped"] = sel.difference(taken)
+    return _counts_and_sets(sel, layers)
 
 
 def compose_status(

@@ -6,8 +6,7 @@ Previews are :func:`backfill_operator.planning.ledger.preview` of the operator's
 :func:`submit` is shared with ``retry-failed``.
 
 For a PartitionedJob with steps the preview stays partition-level (how many partitions, which
-ones) and names the steps that run, as the operator's step graph and
-:func:`~backfill_operator.planning.steps.select_steps` resolve ``--steps``,
+ones) and names the steps that run, as the same verdict resolves ``--steps``,
 ``--include-upstream`` and ``--include-downstream``; a step the job does not have (or
 ``--steps`` on a job without steps) is a usage error before anything is created.
 """
@@ -28,8 +27,7 @@ from ... import clock
 from ...api.model import API_VERSION, BACKFILLS, GROUP, PARTITIONED_JOBS, BackfillSpec
 from ...api.reasons import Reason
 from ...planning import ledger, naming
-from ...planning.steps import select_steps, step_graph
-from ...planning.verdict import InvalidSpec, PartitionedJobView, judge, new_backfill
+from ...planning.verdict import InvalidSpec, Verdict, judge, new_backfill
 from .. import documents, render
 from ..client import NameTaken
 from ..errors import EXIT_FAILED, EXIT_OK, CliError
@@ -55,59 +53,40 @@ class Planned:
     all_steps: tuple[str, ...] | None = None
 
 
-def _preview_error(job: str, invalid: InvalidSpec) -> CliError:
-    """Word why a preview failed: a bad selection in flags, else the PartitionedJob's fault."""
-    if invalid.reason is Reason.INVALID_SELECTION:
+def _preview_error(job: str, verdict: Verdict, invalid: InvalidSpec) -> CliError:
+    """Word why a preview failed: a bad selection in flags, else the PartitionedJob's fault.
+
+    A bad selection is ``--from``/``--to``/keys, or ``--steps`` naming a step the job lacks
+    (or any step of a job with ``jobTemplate``); the job's fault is, among others, a cycle
+    among its steps (then the verdict holds no step graph of the job's).
+    """
+    spec = verdict.partitioned_job.spec
+    graph_failed = spec is not None and spec.steps is not None and not verdict.graph.stepped
+    if invalid.reason is Reason.INVALID_SELECTION or (
+        invalid.reason is Reason.INVALID_STEPS and not graph_failed
+    ):
         return CliError(render.flag_message(invalid.message))
     return CliError(f'PartitionedJob "{job}" is invalid: {invalid.detail}')
-
-
-def planned_steps(
-    job: str, pj: PartitionedJobView, spec: BackfillSpec
-) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """Return (steps that would run, every step) of a Backfill with ``spec``; None: no steps.
-
-    Raises CliError (exit 2) when the job's steps are invalid (a cycle: the job's fault) or
-    the selection is (``--steps`` naming a step the job does not have, or ``--steps`` on a
-    job with ``jobTemplate``: worded with the flags).
-    """
-    if pj.spec is None:
-        return None
-    try:
-        graph = step_graph(pj.spec)
-    except InvalidSpec as exc:
-        raise CliError(f'PartitionedJob "{job}" is invalid: {exc.message}') from exc
-    try:
-        chosen = select_steps(
-            graph,
-            spec.steps,
-            include_upstream=spec.include_upstream,
-            include_downstream=spec.include_downstream,
-        )
-    except InvalidSpec as exc:
-        raise CliError(render.flag_message(exc.message)) from exc
-    if not graph.stepped:
-        return None
-    return chosen, graph.order
 
 
 def plan_backfill(session: Session, spec: BackfillSpec) -> Planned:
     """Preview ``spec`` against the PartitionedJob in the cluster, as the operator would run it.
 
-    Raises CliError (exit 2) for an unknown PartitionedJob, an invalid one, an unparseable
-    date, a range outside the job's partitions or an unknown key.
+    Raises CliError (exit 2) for an unknown PartitionedJob, an invalid one (a cycle among
+    its steps too), an unparseable date, a range outside the job's partitions, an unknown key
+    or step.
     """
     job = spec.job_ref.name
     body = session.client.get(PARTITIONED_JOBS, job)
     pj = partitioned_job(job, body)
-    steps = planned_steps(job, pj, spec)
     verdict = judge(new_backfill(session.namespace, spec), pj, clock.now())
     try:
         result = ledger.preview(verdict)
     except InvalidSpec as exc:
-        raise _preview_error(job, exc) from exc
+        raise _preview_error(job, verdict, exc) from exc
     assert verdict.space is not None  # a valid verdict has its space
-    chosen, every = steps if steps is not None else (None, None)
+    graph = verdict.graph
+    chosen, every = (verdict.steps, graph.order) if graph.stepped else (None, None)
     return Planned(job, session.namespace, verdict.space.describe(), result, spec, chosen, every)
 
 
