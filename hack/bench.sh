@@ -34,8 +34,12 @@ echo
 python bench/bench_schedule.py --json "$out/schedule.json" || failed+=(schedule)
 
 echo
+python bench/bench_steps.py --json "$out/steps.json" || failed+=(steps)
+
+echo
 echo "== summary ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); goals from issue 3, docs/benchmarks.md)"
-python bench/common.py summary "$out/dispatch.json" "$out/scale.json" "$out/schedule.json"
+python bench/common.py summary "$out/dispatch.json" "$out/scale.json" "$out/schedule.json" \
+  "$out/steps.json"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "bench: failed to run: ${failed[*]}" >&2

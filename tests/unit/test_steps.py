@@ -6,6 +6,7 @@ hypothesis simulation checks the invariants over random step graphs, outcomes an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -683,3 +684,26 @@ def test_simulated_steps_invariants(sim: Sim) -> None:
     assert final.counts.total == len(selection)
     c = final.counts
     assert c.total == c.succeeded + c.failed + c.skipped + c.upstream_failed + c.marked
+
+
+def test_repeated_long_sets_are_written_once_and_read_back_whole() -> None:
+    """A scattered failure of the first step recurs in every downstream step's upstreamFailed
+    and in the roll-up: the API gets it once and references (the status stays bounded)."""
+    n = 3000
+    job = stepped_job(n, [("s0", []), *[(f"s{i}", [f"s{i - 1}"]) for i in range(1, 10)]])
+    world = StepWorld(job, spec(concurrency=1000))
+    fail = {("s0", i) for i in range(0, n, 7)}
+    world.run(fail=fail, passes=200)
+    status = world.status
+    assert status.counts.failed == len(fail) and status.counts.succeeded == n - len(fail)
+    full = len(status.model_dump_json())
+    written = status.compacted().to_api()
+    size = len(json.dumps(written))
+    refs = [v for s in written["steps"] for v in s["partitions"].values() if v.startswith("=")]
+    assert len(refs) == 2 * 10  # every step: succeeded, and failed or upstreamFailed
+    assert size < full / 3
+    assert BackfillStatus.model_validate(written) == status  # parsing resolves references
+    ledger = world.job_status.ledger
+    stored = ledger.compacted().to_api()
+    assert PartitionLedger.model_validate(stored) == ledger
+    assert len(json.dumps(stored)) < len(ledger.model_dump_json()) / 3

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "backfill.dev"
@@ -72,6 +72,51 @@ RESERVED_ENV = (
 #: The run name of a PartitionedJob's scheduled runs in claims, lock holders and metrics
 #: (parentheses: never a Backfill's name).
 SCHEDULE_RUN = "(schedule)"
+
+
+#: An index set of a status at least this many characters long that equals one written before it
+#: in the same status is written as a reference ``=<field>`` (:func:`_share_sets`).
+SHARED_SET_MIN_LENGTH = 256
+
+
+def _share_sets(groups: list[tuple[str, dict[str, str]]]) -> list[dict[str, str]]:
+    """Write repeated long index sets of one status once: later copies become ``=<key>``.
+
+    ``groups`` are (prefix, {field alias: index set}) in document order; prefix "" for the
+    top level (keys ``failed``), a step's name otherwise (keys ``ingest.failed``). With steps,
+    the same scattered set (the partitions an early step failed on) recurs in every downstream
+    step's ``upstreamFailed`` and in the roll-up: written once, the status grows with the
+    distinct sets, not with the steps. Sets shorter than :data:`SHARED_SET_MIN_LENGTH` stay.
+    """
+    seen: dict[str, str] = {}
+    out: list[dict[str, str]] = []
+    for prefix, sets in groups:
+        written: dict[str, str] = {}
+        for alias, value in sets.items():
+            key = f"{prefix}.{alias}" if prefix else alias
+            if len(value) >= SHARED_SET_MIN_LENGTH and value in seen:
+                written[alias] = "=" + seen[value]
+            else:
+                written[alias] = value
+                if len(value) >= SHARED_SET_MIN_LENGTH:
+                    seen.setdefault(value, key)
+        out.append(written)
+    return out
+
+
+def _resolve_sets(groups: list[tuple[str, dict[str, str]]]) -> list[dict[str, str]]:
+    """Undo :func:`_share_sets`: replace each ``=<key>`` by the set it names ("" if unknown)."""
+    known: dict[str, str] = {}
+    out: list[dict[str, str]] = []
+    for prefix, sets in groups:
+        resolved: dict[str, str] = {}
+        for alias, value in sets.items():
+            if value.startswith("="):
+                value = known.get(value[1:], "")
+            resolved[alias] = value
+            known[f"{prefix}.{alias}" if prefix else alias] = value
+        out.append(resolved)
+    return out
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> Any:
@@ -498,7 +543,9 @@ class PartitionLedger(_Model):
     """Last final outcome of each partition across all Backfills, as compact index sets.
 
     Indices are global partition indices (``docs/design.md``); the sets use the format of an
-    Indexed Job's ``status.completedIndexes`` ("1,3-5,7").
+    Indexed Job's ``status.completedIndexes`` ("1,3-5,7"). In the API a long step set may be
+    written as a reference to an equal set before it (``=failed``, ``=ingest.succeeded``);
+    parsing resolves them (:meth:`compacted` writes them).
     """
 
     succeeded: str = ""
@@ -514,6 +561,30 @@ class PartitionLedger(_Model):
             "x-kubernetes-list-map-keys": ["name"],
         },
     )
+
+    def _groups(self) -> list[tuple[str, dict[str, str]]]:
+        return [("", {"succeeded": self.succeeded, "failed": self.failed})] + [
+            (s.name, {"succeeded": s.succeeded, "failed": s.failed}) for s in self.steps
+        ]
+
+    def _with(self, groups: list[dict[str, str]]) -> PartitionLedger:
+        top, *steps = groups
+        return self.model_copy(
+            update={
+                **top,
+                "steps": [s.model_copy(update=g) for s, g in zip(self.steps, steps, strict=True)],
+            }
+        )
+
+    @model_validator(mode="after")
+    def _resolved(self) -> PartitionLedger:
+        if not any(s.succeeded.startswith("=") or s.failed.startswith("=") for s in self.steps):
+            return self
+        return self._with(_resolve_sets(self._groups()))
+
+    def compacted(self) -> PartitionLedger:
+        """Return the ledger with repeated long sets written as references (for the API)."""
+        return self._with(_share_sets(self._groups())) if self.steps else self
 
 
 class PartitionedJobStatus(_Model):
@@ -536,6 +607,15 @@ class PartitionedJobStatus(_Model):
     runs: ScheduleStatus | None = Field(
         default=None, description="The scheduled runs (unset when spec.runs is unset)."
     )
+
+    def compacted(self) -> PartitionedJobStatus:
+        """Return the status with repeated long sets written as references (for the API)."""
+        return self.model_copy(
+            update={
+                "ledger": self.ledger.compacted(),
+                "runs": self.runs.compacted() if self.runs is not None else None,
+            }
+        )
 
 
 # -------------------------------------------------------------------------------- Backfill
@@ -864,6 +944,35 @@ class StepStatus(_Model):
     partitions: PartitionSets = Field(default_factory=PartitionSets)
 
 
+def _step_groups(
+    partitions: PartitionSets, steps: list[StepStatus]
+) -> list[tuple[str, dict[str, str]]]:
+    return [("", partitions.model_dump(by_alias=True))] + [
+        (s.name, s.partitions.model_dump(by_alias=True)) for s in steps
+    ]
+
+
+def _steps_with(steps: list[StepStatus], groups: list[dict[str, str]]) -> list[StepStatus]:
+    return [
+        s.model_copy(update={"partitions": PartitionSets.model_validate(g)})
+        for s, g in zip(steps, groups[1:], strict=True)
+    ]
+
+
+def resolved_steps(partitions: PartitionSets, steps: list[StepStatus]) -> list[StepStatus]:
+    """``steps`` with every ``=<key>`` set reference resolved (see :func:`_share_sets`)."""
+    if not any(v.startswith("=") for s in steps for v in s.partitions.model_dump().values()):
+        return steps
+    return _steps_with(steps, _resolve_sets(_step_groups(partitions, steps)))
+
+
+def shared_steps(partitions: PartitionSets, steps: list[StepStatus]) -> list[StepStatus]:
+    """``steps`` with long sets equal to an earlier set of the status written as references."""
+    if not steps:
+        return steps
+    return _steps_with(steps, _share_sets(_step_groups(partitions, steps)))
+
+
 class RunningPartition(_Model):
     """A partition (step) with an active Job."""
 
@@ -969,6 +1078,15 @@ class BackfillStatus(_Model):
     completion_time: str | None = None
     last_failure_event_time: str | None = None
 
+    @model_validator(mode="after")
+    def _resolved(self) -> BackfillStatus:
+        steps = resolved_steps(self.partitions, self.steps)
+        return self if steps is self.steps else self.model_copy(update={"steps": steps})
+
+    def compacted(self) -> BackfillStatus:
+        """Return the status with repeated long step sets written as references (for the API)."""
+        return self.model_copy(update={"steps": shared_steps(self.partitions, self.steps)})
+
 
 # --------------------------------------------------------------------------- Scheduled runs
 
@@ -1047,6 +1165,15 @@ class ScheduleStatus(_Model):
     message: str = Field(default="", description="What the schedule is doing, in a sentence.")
     start_time: str | None = None
     last_failure_event_time: str | None = None
+
+    @model_validator(mode="after")
+    def _resolved(self) -> ScheduleStatus:
+        steps = resolved_steps(self.partitions, self.steps)
+        return self if steps is self.steps else self.model_copy(update={"steps": steps})
+
+    def compacted(self) -> ScheduleStatus:
+        """Return the status with repeated long step sets written as references (for the API)."""
+        return self.model_copy(update={"steps": shared_steps(self.partitions, self.steps)})
 
 
 PartitionedJobStatus.model_rebuild()

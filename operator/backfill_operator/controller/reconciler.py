@@ -231,7 +231,7 @@ class Reconciler:
             self._template_checks[key] = launched.error
         if status != verdict.backfill.status:
             try:
-                self.api.replace_status(BACKFILLS, body, status.to_api())
+                self.api.replace_status(BACKFILLS, body, status.compacted().to_api())
             except Conflict:
                 self.metrics.record(namespace, name, (), launched.created)
                 return PassResult(again=True)
@@ -301,7 +301,7 @@ class Reconciler:
             if not update.applies_to(status):
                 return None
             new = status.model_copy(update={"ledger": update.apply(status)})
-            return None if new == status else new.to_api()
+            return None if new == status else new.compacted().to_api()
 
         update_status(self.api, PARTITIONED_JOBS, namespace, name, change, body=body)
         return ready
@@ -433,7 +433,7 @@ class Reconciler:
     def _write_status(self, body: dict[str, Any], status: PartitionedJobStatus) -> bool:
         """Write a PartitionedJob's whole status at ``body``'s resourceVersion; False: Conflict."""
         try:
-            self.api.replace_status(PARTITIONED_JOBS, body, status.to_api())
+            self.api.replace_status(PARTITIONED_JOBS, body, status.compacted().to_api())
         except Conflict:
             return False
         return True
