@@ -503,3 +503,21 @@ def test_kueue_jobs_are_created_suspended_and_counted_queued(world: Any) -> None
     counts = api.status()["counts"]
     assert counts["queued"] == 1 and counts["running"] == 1
     assert len(api.creations) == 2  # queued Jobs hold their slots
+
+
+def test_a_run_waiting_on_a_lock_is_woken_when_the_holder_records_its_outcome(
+    world: Any,
+) -> None:
+    """The holder's ledger write wakes nobody by itself: its pass names the waiting runs."""
+    api, rec = setup(world, ["a", "b"], concurrency=2)
+    second = backfill(concurrency=2, range={"from": "a", "to": "b"})
+    second["metadata"] |= {"name": "bf2", "uid": "other-uid"}
+    api.put(BACKFILLS, second)
+    rec.reconcile(NS, "bf")
+    waiting = rec.reconcile(NS, "bf2")  # both partitions locked by bf
+    assert waiting.requeue_after_seconds == 30.0  # the safety net
+    for name in api.active():
+        api.finish(name, ok=True)
+    assert "bf2" in rec.reconcile(NS, "bf").wake  # bf recorded its outcomes: bf2 looks again
+    assert rec.reconcile(NS, "bf2").requeue_after_seconds is None  # skipped: nothing waits
+    assert api.status(BACKFILLS, "bf2")["phase"] == "Succeeded"

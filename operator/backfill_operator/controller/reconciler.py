@@ -111,6 +111,9 @@ class Reconciler:
         # PartitionedJobs (keys) whose last pass found spec.runs: their schedule's pass follows
         # every Job end of the job (a freed lock or slot, an outcome for its status).
         self._schedules: set[str] = set()
+        # Runs (Backfill names, or SCHEDULE_RUN) by PartitionedJob key whose last pass waited
+        # for another run's Job: woken when a pass records outcomes in the job's ledger.
+        self._waiting: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ Backfill pass
     def reconcile(self, namespace: str, name: str) -> PassResult:
@@ -178,6 +181,9 @@ class Reconciler:
         with self._locks_guard:
             for claims in self._claims.values():
                 claims.pop(object_key(namespace, name), None)
+            for key, runs in self._waiting.items():
+                if key.startswith(f"{namespace}/"):
+                    runs.discard(name)
 
     def _reconcile(self, namespace: str, name: str) -> PassResult:
         body = self.api.get(BACKFILLS, namespace, name)
@@ -241,12 +247,36 @@ class Reconciler:
         requeue = decision.requeue_after_seconds
         if launched.error is not None or launched.quota is not None:
             requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
-        siblings = self._siblings(decision, launched)
+        siblings = self._siblings(decision, launched) + self._note_waiting(
+            job_key, verdict.backfill.run_name, decision
+        )
         return PassResult(
             requeue_after_seconds=requeue,
             wake=tuple(s for s in siblings if s != SCHEDULE_RUN),
             wake_job=verdict.partitioned_job.name if SCHEDULE_RUN in siblings else None,
         )
+
+    def _note_waiting(self, job_key: str, run: str, decision: Decision) -> tuple[str, ...]:
+        """Remember whether ``run`` waits for another run's Job; return the runs to wake now.
+
+        A run waits for another's Job when a unit it would launch is locked, or an upstream step
+        (or the previous partition, ``dependsOnPast``) is that run's active Job. That run's
+        outcome reaches the ledger in a pass after its Job ended, and a ledger write wakes
+        nobody: so a pass that recorded outcomes wakes the waiting runs (besides itself).
+        """
+        state = decision.state
+        waits = bool(decision.blocked.locked) or (
+            state is not None and any(lane.waiting_on_others for lane in state.lanes)
+        )
+        with self._locks_guard:
+            waiting = self._waiting.setdefault(job_key, set())
+            if waits:
+                waiting.add(run)
+            else:
+                waiting.discard(run)
+            if decision.ledger is None:
+                return ()
+            return tuple(sorted(waiting - {run}))
 
     @staticmethod
     def _siblings(decision: Decision, launched: Launched) -> tuple[str, ...]:
@@ -428,7 +458,11 @@ class Reconciler:
         requeue = runs_planning.next_requeue(rv, decision)
         if launched.error is not None or launched.quota is not None:
             requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
-        return PassResult(requeue_after_seconds=requeue, wake=self._siblings(decision, launched))
+        waiting = self._note_waiting(job_key, SCHEDULE_RUN, decision)
+        return PassResult(
+            requeue_after_seconds=requeue,
+            wake=tuple(sorted(set(self._siblings(decision, launched)) | set(waiting))),
+        )
 
     def _write_status(self, body: dict[str, Any], status: PartitionedJobStatus) -> bool:
         """Write a PartitionedJob's whole status at ``body``'s resourceVersion; False: Conflict."""
@@ -447,6 +481,7 @@ class Reconciler:
         """Drop what memory holds about PartitionedJob namespace/name's schedule."""
         with self._locks_guard:
             self._schedules.discard(object_key(namespace, name))
+            self._waiting.get(object_key(namespace, name), set()).discard(SCHEDULE_RUN)
             self._claims.get(object_key(namespace, name), {}).pop(
                 object_key(namespace, SCHEDULE_RUN), None
             )

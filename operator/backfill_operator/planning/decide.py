@@ -13,10 +13,10 @@
   (oldest first, the CronJob controller's rule); none without a selection, since then the
   status cannot record their outcomes;
 * the requeue time: at once after marking (:mod:`.flow`); the earliest retry that is not due
-  yet, and at most
-  :data:`LOCK_RECHECK_SECONDS` while work waits for another run's Job (the partition lock, an
-  upstream step another run is running): that run records its outcome in the ledger after
-  its Job ended, and a ledger write wakes nobody.
+  yet; and at most :data:`LOCK_RECHECK_SECONDS` while work waits for another run's Job (the
+  partition lock, an upstream step another run is running): the reconciler wakes such runs
+  when that run records its outcome in the ledger, this is the safety net (e.g. after a
+  restart, when nobody remembers who waits).
 
 The status written afterwards is :func:`~.status.compose_status` of the same state.
 """

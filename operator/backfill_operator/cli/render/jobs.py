@@ -112,7 +112,7 @@ def backfill_summaries(items: Sequence[Mapping[str, Any]]) -> list[BackfillSumma
             progress=str(
                 status.get("progress") or f"{counts.get('succeeded', 0)}/{counts.get('total', 0)}"
             ),
-            failed=int(counts.get("failed", 0) or 0),
+            failed=int(counts.get("failed", 0) or 0) + int(counts.get("upstreamFailed", 0) or 0),
             running=int(counts.get("running", 0) or 0),
             created=str(created) if created else None,
             finished=finished,

@@ -39,7 +39,9 @@ def list_rows(
     """Return headers and rows for ``list``: one row per Backfill object (raw API dicts).
 
     Columns: [NAMESPACE] NAME JOB PHASE PROGRESS FAILED RUNNING AGE, where PROGRESS is
-    ``succeeded/total`` (``+N skipped`` appended) and AGE is since creation.
+    ``succeeded/total`` (``+N skipped`` appended), FAILED counts the partitions that failed or
+    were not run because an upstream step did not succeed (``failed + upstreamFailed``), and
+    AGE is since creation.
     """
     headers = ["NAME", "JOB", "PHASE", "PROGRESS", "FAILED", "RUNNING", "AGE"]
     if all_namespaces:
@@ -61,7 +63,7 @@ def list_rows(
             str((spec.get("jobRef") or {}).get("name", "")),
             phase,
             status.get("progress") or f"{counts.get('succeeded', 0)}/{counts.get('total', 0)}",
-            str(counts.get("failed", 0)),
+            str(int(counts.get("failed", 0) or 0) + int(counts.get("upstreamFailed", 0) or 0)),
             str(counts.get("running", 0)),
             format_age((now - created).total_seconds()) if created else "",
         ]
