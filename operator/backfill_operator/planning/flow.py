@@ -141,7 +141,7 @@ def observe(
             _gate(verdict, spec, graph, lanes, held_sets)
     ledger = None
     fingerprint = verdict.fingerprint
-    if fingerprint and any(new_ok.values()) | any(new_bad.values()):
+    if fingerprint and (any(new_ok.values()) or any(new_bad.values())):
         if graph.stepped:
             ledger = LedgerUpdate(
                 partitioning=fingerprint,
