@@ -40,21 +40,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common import (
-    GROUP,
-    RUN_TIME,
-    VERSION,
+    KIB,
     Clients,
     Event,
     Lifecycle,
     Operator,
     Result,
     Watch,
+    backfill,
+    compact,
     create_namespace,
     fresh_cluster,
     job_finished,
+    job_template,
     job_watch,
     list_rv,
     load_average,
+    partitioned_job,
     print_results,
     say,
     wait_until,
@@ -85,56 +87,20 @@ PARTITIONS = 1_000_000
 CONCURRENCY = 50
 #: 2023-01-01T00:00 .. 2024-11-25T10:39 UTC is exactly 1,000,000 minutes.
 RANGE_FROM, RANGE_TO = "2023-01-01T00:00", "2024-11-25T10:39"
+FIRST = datetime(2023, 1, 1)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 NAME, UID = "minutely-1m", "6f1c2f4e-0000-4000-8000-000000000001"
-KIB = 1024
 FAILED_MESSAGE = "BackoffLimitExceeded: Job has reached the specified backoff limit"
-
-
-def pod_template() -> dict[str, Any]:
-    """The benchmark pod: KWOK runs it for RUN_TIME, then it succeeds."""
-    return {
-        "metadata": {"annotations": {"kwok.backfill.dev/duration": RUN_TIME}},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [
-                {
-                    "name": "work",
-                    "image": "registry.example/bench-work:1.0",
-                    "args": ["--partition", "$(PARTITION_KEY)"],
-                }
-            ],
-        },
-    }
 
 
 def partitioned_job_body(name: str) -> dict[str, Any]:
     """The minutely PartitionedJob (UTC, from 2023-01-01)."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "PartitionedJob",
-        "metadata": {"name": name},
-        "spec": {
-            "partitions": {
-                "schedule": {"cron": "* * * * *", "timeZone": "UTC", "start": "2023-01-01"}
-            },
-            "jobTemplate": {"spec": {"backoffLimit": 0, "template": pod_template()}},
-        },
-    }
+    return partitioned_job(name, {"jobTemplate": job_template()}, start=FIRST)
 
 
 def backfill_body(name: str, job: str) -> dict[str, Any]:
-    """The 1,000,000-partition Backfill."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Backfill",
-        "metadata": {"name": name},
-        "spec": {
-            "jobRef": {"name": job},
-            "range": {"from": RANGE_FROM, "to": RANGE_TO},
-            "concurrency": CONCURRENCY,
-        },
-    }
+    """The 1,000,000-partition Backfill (RANGE_FROM .. RANGE_TO)."""
+    return backfill(name, job, PARTITIONS, CONCURRENCY, start=FIRST)
 
 
 # ------------------------------------------------------------------- (a) pure planning
@@ -290,11 +256,6 @@ class PlanTiming:
     def total(self) -> float:
         """build_space + resolve_selection + plan + status."""
         return self.build_space + self.resolve + self.plan + self.status
-
-
-def compact(obj: Any) -> int:
-    """Size in bytes of ``obj`` as compact JSON (how the apiserver stores a custom resource)."""
-    return len(json.dumps(obj, separators=(",", ":")).encode())
 
 
 def one_pass(job: PartitionedJobSpec, scenario: Scenario) -> PlanTiming:

@@ -51,7 +51,9 @@ from typing import Any
 
 from common import (
     GROUP,
+    KIB,
     VERSION,
+    WRITE_VERBS,
     Clients,
     Event,
     Lifecycle,
@@ -64,6 +66,7 @@ from common import (
     custom_watch,
     fresh_cluster,
     job_finished,
+    job_template,
     job_watch,
     list_rv,
     load,
@@ -85,8 +88,6 @@ POD_TIME = "100ms"
 INDEX = f"{GROUP}/partition-index"
 SCHEDULED = f"{GROUP}/scheduled"
 PARTITIONED_JOB = f"{GROUP}/partitioned-job"
-WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")
-KIB = 1024
 
 
 # ------------------------------------------------------------------------------ objects
@@ -94,28 +95,6 @@ KIB = 1024
 
 def _rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def job_template(duration: str) -> dict[str, Any]:
-    """A jobTemplate whose pod KWOK runs for ``duration``, then it succeeds."""
-    return {
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": {"kwok.backfill.dev/duration": duration}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "work",
-                            "image": "registry.example/bench-work:1.0",
-                            "args": ["--partition", "$(PARTITION_KEY)"],
-                        }
-                    ],
-                },
-            },
-        }
-    }
 
 
 def catch_up_job(name: str, start: datetime, end: datetime, concurrency: int) -> dict[str, Any]:

@@ -51,38 +51,37 @@ import gc
 import json
 import random
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from bench_dispatch import latency_line, operator_events, write_breakdown
 from common import (
-    GROUP,
+    KIB,
     RUN_TIME,
-    VERSION,
     Clients,
-    Event,
     Lifecycle,
     Operator,
+    OperatorCost,
+    OperatorReadings,
     Result,
-    Watch,
-    apiserver_requests,
-    create_namespace,
-    custom_watch,
-    fresh_cluster,
-    job_finished,
-    job_watch,
-    list_rv,
+    compact,
+    job_template,
+    latency_line,
     load_average,
+    ms,
+    operator_events,
+    operator_on_fresh_cluster,
+    partitioned_job,
     percentile,
     print_results,
     refill_latencies,
+    run_backfill,
     say,
-    wait_until,
+    write_breakdown,
     write_results,
 )
 
@@ -105,7 +104,6 @@ from backfill_operator.planning.status import compose_status
 from devcluster import Cluster
 
 BENCH = "steps"
-KIB = 1024
 
 # ------------------------------------------------------------------- 1. pure planning
 
@@ -128,7 +126,7 @@ class Variant:
     past: bool = False  # dependsOnPast on the second step
 
     def spec(self) -> PartitionedJobSpec:
-        template = {"spec": {"backoffLimit": 0, "template": pod_template()}}
+        template = job_template()
         body: dict[str, Any] = {
             "partitions": {
                 "schedule": {"cron": "* * * * *", "timeZone": "UTC", "start": "2025-01-01"}
@@ -174,11 +172,6 @@ class PassTiming:
     def total(self) -> float:
         """judge + plan + status."""
         return self.judge + self.plan + self.status
-
-
-def compact(obj: Any) -> int:
-    """Size in bytes of ``obj`` as compact JSON (how the apiserver stores a custom resource)."""
-    return len(json.dumps(obj, separators=(",", ":")).encode())
 
 
 def one_pass(
@@ -258,19 +251,13 @@ def done_status(variant: Variant, fingerprint: str, partitions: int) -> Backfill
     return BackfillStatus(partitioning=fingerprint, steps=steps)
 
 
-def median_pass(
-    repeat: int,
-    job: PartitionedJobSpec,
-    job_status: PartitionedJobStatus,
-    spec: BackfillSpec,
-    previous: BackfillStatus,
-    jobs: list[ObservedJob],
-) -> PassTiming:
-    """The pass of median total time among ``repeat`` passes (a collection before each)."""
+def median_pass(repeat: int, one: Callable[[], PassTiming]) -> PassTiming:
+    """The pass of median total time among ``repeat`` calls of ``one`` (a collection before
+    each)."""
     runs = []
     for _ in range(repeat):
         gc.collect()
-        runs.append(one_pass(job, job_status, spec, previous, jobs))
+        runs.append(one())
     runs.sort(key=lambda t: t.total)
     return runs[len(runs) // 2]
 
@@ -289,7 +276,8 @@ def run_planning(repeat: int) -> list[tuple[Variant, str, PassTiming]]:
         job = variant.spec()
         job_status = partitioned_job_status(job, PartitionedJobStatus(), 1, NOW)
         fingerprint = job_status.partitioning or ""
-        first = median_pass(repeat, job, job_status, spec, BackfillStatus(), [])
+        pass_after = partial(one_pass, job, job_status, spec)  # (previous status, Jobs)
+        first = median_pass(repeat, partial(pass_after, BackfillStatus(), []))
         launched = first.launches
         active = [observed(launch, fingerprint, JobState.ACTIVE) for launch in launched]
         finished = [
@@ -304,15 +292,15 @@ def run_planning(repeat: int) -> list[tuple[Variant, str, PassTiming]]:
             ("first pass", first),
             (
                 f"{len(active):,} Jobs active",
-                median_pass(repeat, job, job_status, spec, previous, active),
+                median_pass(repeat, partial(pass_after, previous, active)),
             ),
             (
                 f"{len(active):,} Jobs, {JUST_FINISHED} just succeeded",
-                median_pass(repeat, job, job_status, spec, previous, finished),
+                median_pass(repeat, partial(pass_after, previous, finished)),
             ),
             (
                 f"all done, {FAILED_SHARE:.0%} failed at random",
-                median_pass(repeat, job, job_status, spec, done, []),
+                median_pass(repeat, partial(pass_after, done, [])),
             ),
         ]
         for state, timing in cases:
@@ -330,69 +318,23 @@ def run_planning(repeat: int) -> list[tuple[Variant, str, PassTiming]]:
 
 # -------------------------------------------------------------- 2. on the control plane
 
-#: First partition of the cluster runs' minutely PartitionedJobs.
-START = datetime(2024, 1, 1)
 CHAIN = ("extract", "transform", "load")
-WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")
 
 
-def pod_template() -> dict[str, Any]:
-    """The pod every Job runs: KWOK runs it for RUN_TIME, then it succeeds."""
-    return {
-        "metadata": {"annotations": {"kwok.backfill.dev/duration": RUN_TIME}},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [
-                {
-                    "name": "work",
-                    "image": "registry.example/bench-work:1.0",
-                    "args": ["--partition", "$(PARTITION_KEY)"],
-                }
-            ],
-        },
-    }
+def chain_job(name: str, steps: tuple[str, ...]) -> dict[str, Any]:
+    """A minutely PartitionedJob (``common.partitioned_job``): ``jobTemplate`` or a chain of
+    ``steps``."""
+    template = job_template()
+    if not steps:
+        return partitioned_job(name, {"jobTemplate": template})
+    chain = [
+        {"name": step, "dependsOn": [steps[i - 1]] if i else [], "jobTemplate": template}
+        for i, step in enumerate(steps)
+    ]
+    return partitioned_job(name, {"steps": chain})
 
 
-def partitioned_job(name: str, steps: tuple[str, ...]) -> dict[str, Any]:
-    """A minutely PartitionedJob (UTC, from START): ``jobTemplate`` or a chain of ``steps``."""
-    template = {"spec": {"backoffLimit": 0, "template": pod_template()}}
-    spec: dict[str, Any] = {
-        "partitions": {"schedule": {"cron": "* * * * *", "timeZone": "UTC", "start": "2024-01-01"}}
-    }
-    if steps:
-        spec["steps"] = [
-            {"name": step, "dependsOn": [steps[i - 1]] if i else [], "jobTemplate": template}
-            for i, step in enumerate(steps)
-        ]
-    else:
-        spec["jobTemplate"] = template
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "PartitionedJob",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
-def backfill(name: str, job: str, partitions: int, concurrency: int) -> dict[str, Any]:
-    """A Backfill of the first ``partitions`` minutes of ``job``."""
-    last = START + timedelta(minutes=partitions - 1)
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Backfill",
-        "metadata": {"name": name},
-        "spec": {
-            "jobRef": {"name": job},
-            "range": {
-                "from": START.strftime("%Y-%m-%dT%H:%M"),
-                "to": last.strftime("%Y-%m-%dT%H:%M"),
-            },
-            "concurrency": concurrency,
-        },
-    }
-
-
-def run_backfill(
+def timed_backfill(
     clients: Clients,
     namespace: str,
     name: str,
@@ -401,73 +343,34 @@ def run_backfill(
     concurrency: int,
     before_start: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """Create a PartitionedJob and a Backfill of it, wait for a final phase; return the timings."""
-    create_namespace(clients, namespace)
-    job_name = f"{name}-job"
-    clients.create_custom(namespace, "partitionedjobs", partitioned_job(job_name, steps))
-
-    def job_ready() -> bool:
-        body = clients.get_custom(namespace, "partitionedjobs", job_name)
-        conditions = (body.get("status") or {}).get("conditions") or []
-        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-    wait_until(job_ready, 60, f"PartitionedJob {job_name} Ready (written by the operator)", 0.2)
-    before_start()
-    done = threading.Event()
-    final: list[tuple[float, str]] = []
-
-    def on_backfill(event: Event) -> None:
-        phase = (event.obj.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed", "Invalid") and not done.is_set():
-            final.append((event.at, str(phase)))
-            done.set()
-
-    job_rv = list_rv(clients.batch.list_namespaced_job(namespace, _preload_content=False))
-    bf_rv = list_rv(
-        clients.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "backfills", _preload_content=False
-        )
-    )
-    with (
-        Watch(job_watch(clients, namespace, job_rv), job_rv) as jobs,
-        Watch(custom_watch(clients, namespace, "backfills", bf_rv), bf_rv, on_backfill) as bfs,
-    ):
-        started = time.monotonic()
-        clients.create_custom(
-            namespace, "backfills", backfill(name, job_name, partitions, concurrency)
-        )
-        if not done.wait(timeout=1800):
-            raise TimeoutError(f"Backfill {name} did not finish in 1800 s")
-        time.sleep(0.5)
-    for watch in (jobs, bfs):
-        if watch.error is not None:
-            raise RuntimeError(f"watch failed: {watch.error!r}")
-    body = clients.get_custom(namespace, "backfills", name)
+    """``common.run_backfill`` of a ``chain_job(steps)``; return the timings, the Job
+    lifecycles and each Job's (step, partition index)."""
+    job = chain_job(f"{name}-job", steps)
+    run = run_backfill(clients, namespace, name, job, partitions, concurrency, before_start)
     unit: dict[str, tuple[str, int]] = {}
-    for event in jobs.events:
+    for event in run.job_events:
         meta = event.obj["metadata"]
         job_labels = meta.get("labels") or {}
         unit[meta["name"]] = (
             job_labels.get(labels.LABEL_STEP, ""),
             int(job_labels.get(labels.LABEL_PARTITION_INDEX, -1)),
         )
-    life = Lifecycle.of(jobs.events, job_finished)
+    life = run.jobs
     created = Counter(unit[name] for name in life.added)
-    wall = final[0][0] - started
     busy = sum(at - life.added[name] for name, at in life.finished.items() if name in life.added)
     head = steps[0] if steps else ""
     last_head = max((at for name, at in life.added.items() if unit[name][0] == head), default=0.0)
     return {
-        "wall": wall,
-        "in_flight": busy / wall,
-        "tail": final[0][0] - last_head,
+        "wall": run.wall,
+        "in_flight": busy / run.wall,
+        "tail": run.ended - last_head,
         "head": head,
-        "phase": final[0][1],
-        "status": body.get("status") or {},
+        "phase": run.phase,
+        "status": run.status,
         "jobs": life,
         "unit": unit,
-        "first_job": min(life.added.values()) - started if life.added else float("nan"),
-        "last_job": max(life.added.values()) - started if life.added else float("nan"),
+        "first_job": run.first_job,
+        "last_job": max(life.added.values()) - run.started if life.added else float("nan"),
         "jobs_created": len(life.added),
         "duplicates": sum(n - 1 for n in created.values() if n > 1),
     }
@@ -509,42 +412,31 @@ def measured_run(
     partitions: int,
     concurrency: int,
 ) -> dict[str, Any]:
-    """``run_backfill`` with the apiserver's request counters and the operator's metrics around."""
-    snap: dict[str, Any] = {}
+    """``timed_backfill`` with the apiserver's request counters and the operator's metrics
+    around."""
+    before: list[OperatorReadings] = []
 
     def snapshot() -> None:
         time.sleep(1)  # the PartitionedJob's own status write settles
-        snap["requests"] = apiserver_requests(cluster)
-        snap["metrics"] = operator.metric_values()
-        snap["cpu"] = operator.cpu_seconds()
+        before.append(OperatorReadings.take(cluster, operator))
 
-    result = run_backfill(clients, namespace, name, steps, partitions, concurrency, snapshot)
+    result = timed_backfill(clients, namespace, name, steps, partitions, concurrency, snapshot)
     say(
         f"   ... {result['phase']} after {result['wall']:.1f} s "
         f"({result['jobs_created']} Jobs, {result['duplicates']} duplicates)"
     )
     time.sleep(3)  # trailing deletions and events of the last pass
-    after = apiserver_requests(cluster)
-    metrics = operator.metric_values()
-    result["cpu"] = operator.cpu_seconds() - snap["cpu"]
-    diff = after[0].copy()
-    diff.subtract(snap["requests"][0])
-    failed = after[1].copy()
-    failed.subtract(snap["requests"][1])
+    cost = OperatorCost.between(before[0], OperatorReadings.take(cluster, operator))
     events = operator_events(clients, namespace)
-    per_job, ours, _ = write_breakdown(diff, failed, events, max(1, result["jobs_created"]))
+    jobs = max(1, result["jobs_created"])
+    per_job, ours, _ = write_breakdown(cost.requests, cost.failed, events, jobs)
     result["writes_per_job"], result["writes"] = per_job, ours
-
-    def delta(series: str) -> float:
-        return float(metrics.get(series, 0.0) - snap["metrics"].get(series, 0.0))
-
-    result["passes"] = delta("backfill_reconcile_duration_seconds_count")
-    result["pass_seconds"] = delta("backfill_reconcile_duration_seconds_sum")
+    result["cpu"], result["passes"], result["pass_seconds"] = (
+        cost.cpu,
+        cost.passes,
+        cost.pass_seconds,
+    )
     return result
-
-
-def _ms(value: float) -> str:
-    return f"{value * 1000:.0f} ms"
 
 
 def report_run(label: str, result: dict[str, Any]) -> None:
@@ -556,7 +448,7 @@ def report_run(label: str, result: dict[str, Any]) -> None:
     say(
         f"   {label}: {wall:.1f} s create -> {result['phase']}; {jobs} Jobs "
         f"({result['duplicates']} duplicates), {jobs / wall:.1f} Jobs/s; first Job after "
-        f"{_ms(result['first_job'])}, last after {result['last_job']:.1f} s; counts "
+        f"{ms(result['first_job'])}, last after {result['last_job']:.1f} s; counts "
         f"{json.dumps(counts, separators=(',', ':'))}"
     )
     say(
@@ -567,7 +459,7 @@ def report_run(label: str, result: dict[str, Any]) -> None:
     say("      " + latency_line("slot refill, Job finished -> next Job ADDED", result["refill"]))
     say(
         f"      operator: {passes:.0f} reconcile passes ({passes / max(1, jobs):.2f} per Job), "
-        f"mean pass {_ms(result['pass_seconds'] / passes if passes else float('nan'))}, "
+        f"mean pass {ms(result['pass_seconds'] / passes if passes else float('nan'))}, "
         f"CPU {result['cpu']:.1f} s ({result['cpu'] / wall * 100:.0f}% of one core)"
     )
     say(f"      API writes by the operator: {result['writes_per_job']:.2f} per Job")
@@ -577,48 +469,38 @@ def report_run(label: str, result: dict[str, Any]) -> None:
 
 def run_cluster(partitions: int, concurrency: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Part 2: the jobTemplate run, then the 3-step run, on one fresh control plane."""
-    with fresh_cluster(BENCH) as cluster:
-        assert cluster.data_dir is not None
-        clients = Clients.connect(cluster.kubeconfig)
-        operator = Operator(cluster, cluster.data_dir / "operator.log")
-        try:
-            with operator:
-                say("   warm-up: a 10-partition 3-step Backfill, concurrency 10")
-                warm = run_backfill(clients, "warmup", "warmup", CHAIN, 10, 10)
-                say(f"   ... {warm['phase']} after {warm['wall']:.1f} s")
-                say(f"   (a) jobTemplate: {partitions} partitions, concurrency {concurrency}")
-                plain = measured_run(
-                    cluster,
-                    clients,
-                    operator,
-                    "bench-template",
-                    "template",
-                    (),
-                    partitions,
-                    concurrency,
-                )
-                time.sleep(2)
-                chained = partitions // len(CHAIN)
-                say(
-                    f"   (b) {' -> '.join(CHAIN)}: {chained} partitions "
-                    f"({chained * len(CHAIN)} Jobs), concurrency {concurrency}"
-                )
-                stepped = measured_run(
-                    cluster,
-                    clients,
-                    operator,
-                    "bench-steps",
-                    "chain",
-                    CHAIN,
-                    chained,
-                    concurrency,
-                )
-                rss = operator.proc_status()
-        except BaseException:
-            say(f"   operator log (tail):\n{operator.log_tail()}")
-            raise
-        finally:
-            clients.close()
+    with operator_on_fresh_cluster(BENCH) as (cluster, clients, operator):
+        say("   warm-up: a 10-partition 3-step Backfill, concurrency 10")
+        warm = timed_backfill(clients, "warmup", "warmup", CHAIN, 10, 10)
+        say(f"   ... {warm['phase']} after {warm['wall']:.1f} s")
+        say(f"   (a) jobTemplate: {partitions} partitions, concurrency {concurrency}")
+        plain = measured_run(
+            cluster,
+            clients,
+            operator,
+            "bench-template",
+            "template",
+            (),
+            partitions,
+            concurrency,
+        )
+        time.sleep(2)
+        chained = partitions // len(CHAIN)
+        say(
+            f"   (b) {' -> '.join(CHAIN)}: {chained} partitions "
+            f"({chained * len(CHAIN)} Jobs), concurrency {concurrency}"
+        )
+        stepped = measured_run(
+            cluster,
+            clients,
+            operator,
+            "bench-steps",
+            "chain",
+            CHAIN,
+            chained,
+            concurrency,
+        )
+        rss = operator.proc_status()
     for result in (plain, stepped):
         result["refill"] = refill_latencies(result["jobs"], concurrency)
         result["rss"] = rss
@@ -695,7 +577,7 @@ def main() -> int:
                 Result(
                     BENCH,
                     f"cluster {label}: slot refill p50 / p99",
-                    f"{_ms(percentile(refill, 50))} / {_ms(percentile(refill, 99))}",
+                    f"{ms(percentile(refill, 50))} / {ms(percentile(refill, 99))}",
                 ),
                 Result(
                     BENCH,
@@ -709,7 +591,7 @@ def main() -> int:
             Result(
                 BENCH,
                 "cluster 3 steps: step hand-off p50 / p99",
-                f"{_ms(percentile(hand, 50))} / {_ms(percentile(hand, 99))} (n={len(hand)})",
+                f"{ms(percentile(hand, 50))} / {ms(percentile(hand, 99))} (n={len(hand)})",
             ),
             Result(BENCH, "cluster: wall-time ratio 3 steps / jobTemplate", f"{ratio:.3f}"),
         ]

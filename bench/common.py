@@ -8,11 +8,19 @@ Pieces:
 
 * :func:`fresh_cluster`: a local control plane in its own temporary data directory (so it runs
   beside a demo or test cluster), with the CRDs installed; stopped and removed on exit.
-* :class:`Operator`: ``python -m backfill_operator run`` as users run it, with its peak RSS.
+* :class:`Operator`: ``python -m backfill_operator run`` as users run it, with its peak RSS;
+  :func:`operator_on_fresh_cluster`: both together.
 * :class:`Watch`: a raw watch stream in a thread that time-stamps each event on arrival.
+* :func:`pod_template`, :func:`job_template`, :func:`partitioned_job`, :func:`backfill`: the
+  benchmark workload's manifests (pods KWOK runs for ``RUN_TIME``, minutely partitions).
+* :func:`run_backfill`: a PartitionedJob and a Backfill of it, watched to the Backfill's final
+  phase (a :class:`BackfillRun`).
 * :func:`apiserver_requests`: ``apiserver_request_total`` summed by (verb, group, resource,
   subresource, dry_run), from the apiserver's own ``/metrics``.
-* :func:`refill_latencies` and :func:`percentile`: slot-refill latency from watch timestamps.
+* :class:`OperatorReadings` / :class:`OperatorCost`, :func:`operator_events` and
+  :func:`write_breakdown`: what a run cost the operator (requests, passes, CPU, its writes).
+* :func:`refill_latencies`, :func:`percentile` and :func:`latency_line`: slot-refill latency
+  from watch timestamps.
 * ``python bench/common.py summary FILE...``: the table ``hack/bench.sh`` prints at the end.
 """
 
@@ -32,6 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -49,6 +58,12 @@ GROUP = "backfill.dev"
 VERSION = "v1alpha1"
 #: Pod run time under KWOK for every benchmark workload.
 RUN_TIME = "1s"
+#: First partition of the minutely PartitionedJobs of :func:`partitioned_job` and
+#: :func:`backfill` (by default).
+START = datetime(2024, 1, 1)
+#: The apiserver verbs that count as writes.
+WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")
+KIB = 1024
 
 
 _T0 = time.monotonic()
@@ -191,6 +206,71 @@ def count_pods(clients: Clients, namespace: str) -> int:
     return len(load(clients.core.list_namespaced_pod(namespace, _preload_content=False))["items"])
 
 
+# ----------------------------------------------------------------------------- objects
+
+
+def pod_template(duration: str = RUN_TIME) -> dict[str, Any]:
+    """The benchmark pod: KWOK runs it for ``duration``, then it succeeds."""
+    return {
+        "metadata": {"annotations": {"kwok.backfill.dev/duration": duration}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "work",
+                    "image": "registry.example/bench-work:1.0",
+                    "args": ["--partition", "$(PARTITION_KEY)"],
+                }
+            ],
+        },
+    }
+
+
+def job_template(duration: str = RUN_TIME) -> dict[str, Any]:
+    """A ``jobTemplate`` (no retries) whose pod is :func:`pod_template` of ``duration``."""
+    return {"spec": {"backoffLimit": 0, "template": pod_template(duration)}}
+
+
+def partitioned_job(name: str, spec: dict[str, Any], start: datetime = START) -> dict[str, Any]:
+    """A minutely PartitionedJob (UTC, from ``start``); ``spec`` holds the rest of its spec
+    (``jobTemplate`` or ``steps``, ...)."""
+    partitions = {
+        "schedule": {"cron": "* * * * *", "timeZone": "UTC", "start": f"{start:%Y-%m-%d}"}
+    }
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PartitionedJob",
+        "metadata": {"name": name},
+        "spec": {"partitions": partitions, **spec},
+    }
+
+
+def backfill(
+    name: str, job: str, partitions: int, concurrency: int, start: datetime = START
+) -> dict[str, Any]:
+    """A Backfill of the first ``partitions`` minutes (from ``start``) of the PartitionedJob
+    ``job``."""
+    last = start + timedelta(minutes=partitions - 1)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Backfill",
+        "metadata": {"name": name},
+        "spec": {
+            "jobRef": {"name": job},
+            "range": {
+                "from": start.strftime("%Y-%m-%dT%H:%M"),
+                "to": last.strftime("%Y-%m-%dT%H:%M"),
+            },
+            "concurrency": concurrency,
+        },
+    }
+
+
+def compact(obj: Any) -> int:
+    """Size in bytes of ``obj`` as compact JSON (how the apiserver stores a custom resource)."""
+    return len(json.dumps(obj, separators=(",", ":")).encode())
+
+
 # ---------------------------------------------------------------------------- the operator
 
 
@@ -238,6 +318,24 @@ class Operator(OperatorProcess):
                 with contextlib.suppress(ValueError):
                     out[series] = float(value)
         return out
+
+
+@contextlib.contextmanager
+def operator_on_fresh_cluster(name: str) -> Iterator[tuple[Cluster, Clients, Operator]]:
+    """:func:`fresh_cluster` with clients and the operator running (stopped on exit); on an
+    error, the end of the operator's log is printed."""
+    with fresh_cluster(name) as cluster:
+        assert cluster.data_dir is not None
+        clients = Clients.connect(cluster.kubeconfig)
+        operator = Operator(cluster, cluster.data_dir / "operator.log")
+        try:
+            with operator:
+                yield cluster, clients, operator
+        except BaseException:
+            say(f"   operator log (tail):\n{operator.log_tail()}")
+            raise
+        finally:
+            clients.close()
 
 
 # ---------------------------------------------------------------------------- watches
@@ -437,6 +535,110 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+# ---------------------------------------------------------------------------- a Backfill run
+
+
+@dataclass
+class BackfillRun:
+    """What :func:`run_backfill` saw: times are time.monotonic, events as the watches got them."""
+
+    started: float  # the Backfill's create
+    ended: float  # its final phase seen in the watch
+    phase: str  # Succeeded, Failed or Invalid
+    status: dict[str, Any]  # the Backfill's status, read after the end
+    job_events: list[Event]
+    pod_events: list[Event]  # empty unless the pods were watched
+    jobs: Lifecycle
+
+    @property
+    def wall(self) -> float:
+        """Seconds from the Backfill's create to its final phase."""
+        return self.ended - self.started
+
+    @property
+    def first_job(self) -> float:
+        """Seconds from the Backfill's create to the first Job ADDED (nan without Jobs)."""
+        return min(self.jobs.added.values()) - self.started if self.jobs.added else float("nan")
+
+
+def run_backfill(
+    clients: Clients,
+    namespace: str,
+    name: str,
+    job: dict[str, Any],
+    partitions: int,
+    concurrency: int,
+    before_start: Callable[[], None] = lambda: None,
+    watch_pods: bool = False,
+) -> BackfillRun:
+    """Create the PartitionedJob ``job`` (a manifest, e.g. :func:`partitioned_job`) in
+    ``namespace``, wait until the operator marks it Ready, call ``before_start``, then create a
+    Backfill ``name`` of its first ``partitions`` minutes and wait (up to 1800 s) for a final
+    phase, with the Jobs (and, with ``watch_pods``, the pods) of the namespace watched."""
+    create_namespace(clients, namespace)
+    job_name = job["metadata"]["name"]
+    clients.create_custom(namespace, "partitionedjobs", job)
+
+    def job_ready() -> bool:
+        body = clients.get_custom(namespace, "partitionedjobs", job_name)
+        conditions = (body.get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+    wait_until(job_ready, 60, f"PartitionedJob {job_name} Ready (written by the operator)", 0.2)
+    before_start()
+    done = threading.Event()
+    final: list[tuple[float, str]] = []
+
+    def on_backfill(event: Event) -> None:
+        phase = (event.obj.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed", "Invalid") and not done.is_set():
+            final.append((event.at, str(phase)))
+            done.set()
+
+    job_rv = list_rv(clients.batch.list_namespaced_job(namespace, _preload_content=False))
+    pod_rv = (
+        list_rv(clients.core.list_namespaced_pod(namespace, _preload_content=False))
+        if watch_pods
+        else ""
+    )
+    bf_rv = list_rv(
+        clients.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "backfills", _preload_content=False
+        )
+    )
+    with contextlib.ExitStack() as stack:
+        watches = [stack.enter_context(Watch(job_watch(clients, namespace, job_rv), job_rv))]
+        if watch_pods:
+            watches.append(
+                stack.enter_context(Watch(pod_watch(clients, namespace, pod_rv), pod_rv))
+            )
+        watches.append(
+            stack.enter_context(
+                Watch(custom_watch(clients, namespace, "backfills", bf_rv), bf_rv, on_backfill)
+            )
+        )
+        started = time.monotonic()
+        clients.create_custom(
+            namespace, "backfills", backfill(name, job_name, partitions, concurrency)
+        )
+        if not done.wait(timeout=1800):
+            raise TimeoutError(f"Backfill {name} did not finish in 1800 s")
+        time.sleep(0.5)
+    for watch in watches:
+        if watch.error is not None:
+            raise RuntimeError(f"watch failed: {watch.error!r}")
+    body = clients.get_custom(namespace, "backfills", name)
+    return BackfillRun(
+        started=started,
+        ended=final[0][0],
+        phase=final[0][1],
+        status=body.get("status") or {},
+        job_events=watches[0].events,
+        pod_events=watches[1].events if watch_pods else [],
+        jobs=Lifecycle.of(watches[0].events, job_finished),
+    )
+
+
 # ------------------------------------------------------------------- apiserver metrics
 
 _SERIES = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$")
@@ -472,6 +674,93 @@ def apiserver_requests(cluster: Cluster) -> tuple[Counter[RequestKey], Counter[R
     return out, failed
 
 
+@dataclass
+class OperatorReadings:
+    """The apiserver's request counters and the operator's metrics and CPU seconds, at once."""
+
+    requests: tuple[Counter[RequestKey], Counter[RequestKey]]  # all, not 2xx
+    metrics: dict[str, float]
+    cpu: float
+
+    @classmethod
+    def take(cls, cluster: Cluster, operator: Operator) -> OperatorReadings:
+        """Read them now (requests, then metrics, then CPU)."""
+        return cls(apiserver_requests(cluster), operator.metric_values(), operator.cpu_seconds())
+
+
+@dataclass
+class OperatorCost:
+    """What happened between two :class:`OperatorReadings`: apiserver requests (all, and the
+    ones not answered 2xx), the operator's reconcile passes, their seconds and its CPU seconds."""
+
+    requests: Counter[RequestKey]
+    failed: Counter[RequestKey]
+    passes: float
+    pass_seconds: float
+    cpu: float
+
+    @classmethod
+    def between(cls, before: OperatorReadings, after: OperatorReadings) -> OperatorCost:
+        """``after`` minus ``before``."""
+        requests = after.requests[0].copy()
+        requests.subtract(before.requests[0])
+        failed = after.requests[1].copy()
+        failed.subtract(before.requests[1])
+
+        def delta(series: str) -> float:
+            return float(after.metrics.get(series, 0.0) - before.metrics.get(series, 0.0))
+
+        return cls(
+            requests,
+            failed,
+            delta("backfill_reconcile_duration_seconds_count"),
+            delta("backfill_reconcile_duration_seconds_sum"),
+            after.cpu - before.cpu,
+        )
+
+
+def operator_events(clients: Clients, namespace: str) -> Counter[str]:
+    """Events in ``namespace`` posted by the operator (or by kopf on its behalf), by reason."""
+    items = load(clients.core.list_namespaced_event(namespace, _preload_content=False))["items"]
+    out: Counter[str] = Counter()
+    for item in items:
+        source = (item.get("source") or {}).get("component") or item.get("reportingComponent")
+        if source in ("backfill-operator", "kopf"):
+            out[f"{source}:{item.get('reason')}"] += int(item.get("count") or 1)
+    return out
+
+
+def write_breakdown(
+    diff: Counter[RequestKey], failed: Counter[RequestKey], events: Counter[str], units: int
+) -> tuple[float, list[tuple[str, int]], list[tuple[str, int]]]:
+    """Operator writes (total per unit, e.g. per partition or per Job; rows) and other
+    components' writes (rows), from an apiserver request diff and the operator's Events."""
+    ours: list[tuple[str, int]] = []
+    theirs: list[tuple[str, int]] = []
+    for key, n in sorted(diff.items()):
+        verb, group, resource, sub, dry_run = key
+        if verb not in WRITE_VERBS or n <= 0:
+            continue
+        qualified = f"{group}/{resource}" if group not in ("", "batch", GROUP) else resource
+        label = (
+            f"{verb} {qualified}" + (f"/{sub}" if sub else "") + (" (dry run)" if dry_run else "")
+        )
+        if (verb, group, resource) == ("POST", GROUP, "backfills"):
+            continue  # the benchmark's own create
+        custom = group == GROUP
+        jobs = group == "batch" and resource == "jobs" and not sub and verb in ("POST", "DELETE")
+        if failed[key] > 0:
+            label += f" ({failed[key]} not 2xx)"
+        if custom or jobs:
+            ours.append((label, n))
+        else:
+            theirs.append((label, n))
+    for reason, n in sorted(events.items()):
+        ours.append((f"POST events ({reason})", n))
+    total = sum(n for _, n in ours)
+    return total / units, ours, theirs
+
+
 # ----------------------------------------------------------------------------- results
 
 
@@ -487,6 +776,22 @@ class Result:
     value: str
     goal: str = ""
     met: bool | None = None
+
+
+def ms(value: float) -> str:
+    """Seconds as whole milliseconds, e.g. ``12 ms``."""
+    return f"{value * 1000:.0f} ms"
+
+
+def latency_line(label: str, values: list[float]) -> str:
+    """p50 / p90 / p99 / max of ``values`` (seconds) as one line."""
+    if not values:
+        return f"{label}: no samples"
+    return (
+        f"{label}: n={len(values)} p50 {ms(percentile(values, 50))}, "
+        f"p90 {ms(percentile(values, 90))}, p99 {ms(percentile(values, 99))}, "
+        f"max {ms(max(values))}"
+    )
 
 
 def write_results(path: str | None, results: Sequence[Result]) -> None:
