@@ -5,6 +5,7 @@ partitions succeeded, and bad input. Job creations are measured with a watch."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -316,3 +317,34 @@ def test_bad_steps_are_refused_or_invalid_and_create_no_job(
     assert 'step "transfrom" is not a step' in stalled["message"]
     assert any(e.reason == "InvalidSteps" and e.type == "Warning" for e in api.events("u"))
     assert steps.created == []
+
+
+def test_scheduled_runs_run_every_step_in_order(
+    operator: OperatorProcess, api: Api, steps: Steps
+) -> None:
+    """The schedule catches up 5 missed hours of a 3-step job: 15 Jobs, each step after its
+    upstream, per-step counts in status.runs.steps and the ledger per step."""
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    job = pipeline("hourly")
+    job["spec"]["partitions"]["schedule"] = {
+        "cron": f"{end.minute} * * * *",
+        "start": (end - timedelta(hours=5)).isoformat(),
+        "end": end.isoformat(),
+    }
+    job["spec"]["runs"] = {"catchUp": "All", "concurrency": 3}
+    api.create(job)
+
+    def settled() -> dict[str, Any] | None:
+        status = api.get("partitionedjobs", "hourly").get("status") or {}
+        runs = status.get("runs") or {}
+        done = (status.get("ledger") or {}).get("succeeded") == "0-4"
+        return runs if done and not runs.get("counts", {}).get("running") else None
+
+    runs = wait_for(settled, 120, 0.3, message="the schedule ran every step")
+    assert step_counts(runs) == {s: {"succeeded": 5} for s in ("extract", "transform", "load")}
+    units = sorted((s, i) for s, i, _ in steps.units)
+    assert units == sorted((s, i) for s in ("extract", "transform", "load") for i in range(5))
+    order = {(s, i): n for n, (s, i, _) in enumerate(steps.units)}
+    for i in range(5):
+        assert order[("extract", i)] < order[("transform", i)] < order[("load", i)]
+    assert len(set(steps.created)) == len(steps.created) == 15
