@@ -93,8 +93,11 @@ def settled(api: Api, name: str, considered: int, succeeded: str) -> dict[str, A
         status = job_status(api, name)
         runs = status.get("runs") or {}
         counts = runs.get("counts") or {}
+        # The pass first writes what it takes on (considered, scheduled, missedSet) and only
+        # then the whole status.runs (missed, message, counts): wait for the whole one.
         done = (
-            runs.get("considered") == considered
+            bool(runs.get("message"))
+            and runs.get("considered") == considered
             and status.get("ledger", {}).get("succeeded", "") == succeeded
             and not counts.get("running")
             and not counts.get("pending")
