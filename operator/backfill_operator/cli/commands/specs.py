@@ -38,14 +38,13 @@ from ...planning.verdict import validation_summary
 from .. import render
 from ..errors import CliError
 
-#: A Kueue LocalQueue name: a DNS-1123 label (as ``spec.kueue.queueName`` requires).
+#: A DNS-1123 label: a Kueue LocalQueue name (as ``spec.kueue.queueName`` requires) and a
+#: step name (``spec.steps`` of both kinds).
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 #: A WorkloadPriorityClass name: a DNS-1123 subdomain.
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 #: Longest label value, hence longest queue or priority class name a Job can carry.
 _MAX_LABEL_VALUE = 63
-#: A step name (``spec.steps`` of both kinds): a DNS-1123 label.
-_STEP = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 #: An environment variable name, as a Backfill's ``env`` (and Kubernetes) accepts it.
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 #: The name part of a label or annotation key, and a non-empty label value.
@@ -106,7 +105,7 @@ def parse_steps(values: Sequence[str] | None) -> list[str] | None:
     if not names:
         raise CliError("--steps is empty: name steps of the PartitionedJob, e.g. --steps a,b")
     for name in names:
-        if len(name) > MAX_STEP_NAME_LENGTH or not _STEP.fullmatch(name):
+        if len(name) > MAX_STEP_NAME_LENGTH or not _LABEL.fullmatch(name):
             raise CliError(
                 f'--steps: "{name}" is not a step name: lower-case letters, digits and "-", '
                 f"starting and ending with a letter or digit, at most {MAX_STEP_NAME_LENGTH} "

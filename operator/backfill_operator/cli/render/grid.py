@@ -176,16 +176,9 @@ def render_grid(
     in the legend (a PartitionedJob's grid calls pending "missing"); states in ``hidden`` are
     left out of it (states no cell can have).
     """
-    rows: list[Text] = []
-    labels = [key_at(cells[i].first) for i in range(0, len(cells), columns)]
-    width = max((len(label) for label in labels), default=0)
-    for label, start in zip(labels, range(0, len(cells), columns), strict=True):
-        line = Text()
-        line.append(label.ljust(width) + " ", style="dim")
-        line.append_text(_cells_text(cells[start : start + columns], color=color))
-        rows.append(line)
-    rows.append(_legend(cells, size, color=color, names=names, hidden=hidden))
-    return Group(*rows)
+    return render_step_grid(
+        [("", cells)], size, key_at, columns, color=color, names=names, hidden=hidden
+    )
 
 
 def step_lines(steps: int, rows: int = GRID_MAX_ROWS) -> int:
@@ -226,7 +219,8 @@ def render_step_grid(
     rows: list[Text] = []
     for name, key, row in blocks:
         line = Text()
-        line.append(name.ljust(name_width) + "  ", style="bold")
+        if name_width:  # one unnamed block: the plain grid of render_grid
+            line.append(name.ljust(name_width) + "  ", style="bold")
         line.append(key.ljust(key_width) + " ", style="dim")
         line.append_text(_cells_text(row, color=color))
         rows.append(line)
