@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot set-up on a fresh machine; idempotent and fast when everything is present.
-#  - Debian packages the tests use (prometheus/promtool, lua) via apt-get, only if missing;
+#  - Debian packages the tests use (prometheus/promtool, lua, chromium for the browser tests) via
+#    apt-get, only if missing;
 #  - the Python virtualenv .venv with the project and its dev tools (pinned by hack/constraints.txt);
 #  - the control plane, helm and Kueue binaries, built from Go modules (hack/controlplane/build.sh).
 # Usage: hack/setup.sh [MODULE ...]   (modules of build.sh; default: all of them, helm and kueue too;
@@ -12,6 +13,8 @@ cd "$root"
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v lua5.4 >/dev/null 2>&1 || need_apt+=(lua5.4)
+# The browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}" >&2
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"

@@ -604,7 +604,7 @@ def test_log_unavailable_message() -> None:
         (["create", "j", "--from", "a", "--order", "sideways"], "--order"),
         (["create", "j", "--from", "a", "--reprocess", "some"], "--reprocess"),
         (["plan", "j", "--from", "a", "-o", "xml"], "--output"),
-        (["-A", "status", "b"], "-A/--all-namespaces applies to list only"),
+        (["-A", "status", "b"], "-A/--all-namespaces applies to list and ui only"),
         (["logs", "b"], "--partition"),
         (["retry-failed", "b", "--name", "-x"], "--name:"),
         (["frobnicate"], "No such command"),

@@ -33,6 +33,7 @@ from ..api.model import (
     Reprocess,
 )
 from ..planning import naming
+from . import web
 from .client import Target
 from .commands import job_status, manage, specs, submit
 from .commands import logs as logs_command
@@ -149,7 +150,7 @@ NamespaceFlag = Annotated[
 AllNamespacesFlag = Annotated[
     bool,
     typer.Option(
-        "--all-namespaces", "-A", help="list: Backfills of every namespace.", rich_help_panel=GLOBAL
+        "--all-namespaces", "-A", help="list, ui: every namespace.", rich_help_panel=GLOBAL
     ),
 ]
 YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -200,7 +201,7 @@ def _session(
     """Merge the global flags given before and after the command into a Session."""
     g = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
     if g.all_namespaces and not all_namespaces_ok:
-        raise CliError("-A/--all-namespaces applies to list only")
+        raise CliError("-A/--all-namespaces applies to list and ui only")
     target = Target(
         kubeconfig=kubeconfig or g.kubeconfig,
         context=context or g.context,
@@ -824,6 +825,38 @@ def logs(
     session = _session(ctx, kubeconfig, context, namespace)
     return logs_command.logs(
         session, name, key=partition, attempt=attempt, container=container, tail=tail, step=step
+    )
+
+
+@app.command()
+def ui(
+    ctx: typer.Context,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: a free one).")
+    ] = web.DEFAULT_PORT,
+    address: Annotated[
+        str,
+        typer.Option(
+            "--address", help="Address to listen on (not loopback: warns; see docs/cli.md)."
+        ),
+    ] = "127.0.0.1",
+    open_: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
+    all_namespaces: AllNamespacesFlag = False,
+    kubeconfig: KubeconfigFlag = None,
+    context: ContextFlag = None,
+    namespace: NamespaceFlag = None,
+) -> int:
+    """Serve the partitions web page: jobs, partition grids, Launch backfill, Backfills."""
+    session = _session(ctx, kubeconfig, context, namespace, all_namespaces_ok=True)
+    g = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    return web.run(
+        session.target,
+        address=address,
+        port=port,
+        open_browser=open_,
+        all_namespaces=all_namespaces or g.all_namespaces,
+        out=session.out,
+        err=session.err,
     )
 
 

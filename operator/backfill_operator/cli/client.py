@@ -10,6 +10,7 @@ a name already taken. :class:`LogUnavailable` is the one exception callers handl
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -181,6 +182,12 @@ class Client:
         self.batch = k8s.BatchV1Api(self.api)
         self._crds_checked = False
 
+    def in_namespace(self, namespace: str) -> Client:
+        """Return a Client acting in ``namespace`` that shares this one's connection pool."""
+        other = copy.copy(self)
+        other.namespace = namespace
+        return other
+
     # ------------------------------------------------------------------------ plumbing
 
     def _call(self, fn: Callable[[], Any]) -> Any:
@@ -250,7 +257,7 @@ class Client:
                 if names
                 else "it has none"
             )
-        return CliError(f'{kind} "{name}" not found in namespace "{namespace}" ({hint})')
+        return NotFound(f'{kind} "{name}" not found in namespace "{namespace}" ({hint})')
 
     def _names(self, plural: str, namespace: str) -> list[str]:
         try:
@@ -474,6 +481,10 @@ class Client:
             raise LogUnavailable(failure.message) from exc
         data: bytes = response.data
         return data.decode("utf-8", errors="replace")
+
+
+class NotFound(CliError):
+    """404 on a custom object that the CRDs define: no object of that name (exit 2)."""
 
 
 class NameTaken(CliError):

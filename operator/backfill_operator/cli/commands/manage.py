@@ -241,38 +241,20 @@ def failed_keys(
     return [selection.key(i) for i in members]
 
 
-def retry_failed(
+def retry_spec(
     session: Session,
-    name: str,
+    spec: BackfillSpec,
+    status: BackfillStatus,
     *,
-    new_name: str | None,
-    concurrency: int | None,
-    retries: int | None,
-    yes: bool,
-    wait: bool,
-    interval: float = DEFAULT_INTERVAL_SECONDS,
-) -> int:
-    """``retry-failed``: a new Backfill of exactly the failed partitions.
+    concurrency: int | None = None,
+    retries: int | None = None,
+) -> BackfillSpec:
+    """Return the spec of a Backfill of exactly the failed partitions of ``spec``/``status``.
 
-    Concurrency, order, retry policy and failure budget are the original's unless given;
-    priority, Kueue queue, the step selection (``steps``, ``includeUpstream``,
-    ``includeDownstream``), ``ignoreDependencies``, ``ignoreFirstDependsOnPast``, ``env``,
-    ``jobLabels`` and ``jobAnnotations`` are the original's. ``reprocess`` is ``All`` for a
-    job without steps (every failed partition runs again) and ``Failed`` for a job with
-    steps (only the steps without a recorded success run, and what depends on them).
-    Returns 0 when there is nothing to retry; otherwise as :func:`~.submit.submit`.
+    See :func:`retry_failed` for what is kept and what changes. Raises CliError as
+    :func:`failed_keys` does, and when the result is invalid. Shared with the web page's
+    Retry failed.
     """
-    body = session.client.get(BACKFILLS, name)
-    spec, status = backfill_models(body)
-    if not failed_set(status):
-        session.out.print(f"Backfill {name} has no failed partitions; nothing to retry.")
-        return EXIT_OK
-    if status.phase not in TERMINAL_PHASES:
-        session.err.print(
-            f"Note: Backfill {name} is still {status.phase or 'Pending'}; partitions that "
-            "fail from now on are not included.",
-            style="dim",
-        )
     job = spec.job_ref.name
     job_view = partitioned_job(job, session.client.get(PARTITIONED_JOBS, job))
     keys = failed_keys(session, spec, status, job_view)
@@ -306,9 +288,44 @@ def retry_failed(
     if spec.kueue is not None:
         raw["kueue"] = spec.kueue.to_api()
     try:
-        new_spec = BackfillSpec.model_validate(raw)
+        return BackfillSpec.model_validate(raw)
     except ValidationError as exc:
         raise CliError(f"invalid backfill: {validation_summary(exc)}") from exc
+
+
+def retry_failed(
+    session: Session,
+    name: str,
+    *,
+    new_name: str | None,
+    concurrency: int | None,
+    retries: int | None,
+    yes: bool,
+    wait: bool,
+    interval: float = DEFAULT_INTERVAL_SECONDS,
+) -> int:
+    """``retry-failed``: a new Backfill of exactly the failed partitions.
+
+    Concurrency, order, retry policy and failure budget are the original's unless given;
+    priority, Kueue queue, the step selection (``steps``, ``includeUpstream``,
+    ``includeDownstream``), ``ignoreDependencies``, ``ignoreFirstDependsOnPast``, ``env``,
+    ``jobLabels`` and ``jobAnnotations`` are the original's. ``reprocess`` is ``All`` for a
+    job without steps (every failed partition runs again) and ``Failed`` for a job with
+    steps (only the steps without a recorded success run, and what depends on them).
+    Returns 0 when there is nothing to retry; otherwise as :func:`~.submit.submit`.
+    """
+    body = session.client.get(BACKFILLS, name)
+    spec, status = backfill_models(body)
+    if not failed_set(status):
+        session.out.print(f"Backfill {name} has no failed partitions; nothing to retry.")
+        return EXIT_OK
+    if status.phase not in TERMINAL_PHASES:
+        session.err.print(
+            f"Note: Backfill {name} is still {status.phase or 'Pending'}; partitions that "
+            "fail from now on are not included.",
+            style="dim",
+        )
+    new_spec = retry_spec(session, spec, status, concurrency=concurrency, retries=retries)
     return submit(
         session,
         new_spec,

@@ -156,20 +156,9 @@ def submit(
             session.err.print("Aborted: nothing created.")
             return EXIT_FAILED
     ns = session.namespace
-    body: dict[str, Any] = {
-        "apiVersion": API_VERSION,
-        "kind": "Backfill",
-        "metadata": {"name": chosen, "namespace": ns, **({"labels": labels} if labels else {})},
-        "spec": spec.to_api(),
-    }
-    try:
-        session.client.create_backfill(body)
-    except NameTaken:
-        if name is not None:
-            raise
-        chosen = make_name()
-        body["metadata"]["name"] = chosen
-        session.client.create_backfill(body)
+    chosen = create_backfill(
+        session, spec, chosen, retry_name=None if name is not None else make_name, labels=labels
+    )
     session.out.print(f"backfill.{GROUP}/{chosen} created")
     if spec.dry_run and not wait:
         session.out.print(
@@ -184,6 +173,42 @@ def submit(
     if wait:
         return follow(session, chosen, interval=interval, output="text")
     return EXIT_OK
+
+
+def create_backfill(
+    session: Session,
+    spec: BackfillSpec,
+    name: str,
+    *,
+    retry_name: Callable[[], str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """Create Backfill ``name`` with ``spec`` (and ``labels``) in the session's namespace.
+
+    When the name is taken and ``retry_name`` is given (a generated name), one more name is
+    drawn from it. Returns the name created; raises :class:`~..client.NameTaken` or
+    CliError as :meth:`~..client.Client.create_backfill`. Shared by ``create``,
+    ``retry-failed`` and the web page's Launch.
+    """
+    body: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "Backfill",
+        "metadata": {
+            "name": name,
+            "namespace": session.namespace,
+            **({"labels": labels} if labels else {}),
+        },
+        "spec": spec.to_api(),
+    }
+    try:
+        session.client.create_backfill(body)
+    except NameTaken:
+        if retry_name is None:
+            raise
+        name = retry_name()
+        body["metadata"]["name"] = name
+        session.client.create_backfill(body)
+    return name
 
 
 def create(
