@@ -8,6 +8,7 @@ Pages (HTML, server-rendered by Jinja2 with autoescape) and their JSON, for name
 ``GET /ns/NS/jobs/JOB``                  a job's partitions: the grid, Launch backfill
 ``GET /ns/NS/jobs/JOB/grid.json``        the grid document (``?columns=C``)
 ``GET /ns/NS/jobs/JOB/range.json``       grid positions of ``?from=KEY&to=KEY``
+``GET /ns/NS/jobs/JOB/backfills``        its Backfills (HTML fragment, polled)
 ``GET /ns/NS/jobs/JOB/partitions/P``     one partition (grid position P), JSON
 ``GET /ns/NS/jobs/JOB/log/JOBNAME``      the newest pod's log of a Job, text
 ``POST /ns/NS/jobs/JOB/preview``         the Launch modal's preview, JSON
@@ -231,6 +232,14 @@ async def job_page(request: web.Request) -> web.StreamResponse:
     return _page(request, "job.html", {"page": page, "backfills": rows})
 
 
+async def job_backfills(request: web.Request) -> web.StreamResponse:
+    """The Backfills of a job (HTML fragment the job's page polls)."""
+    ui = request.app[_UI]
+    ns = request.match_info["ns"]
+    rows = await _call(request, ui.backfills, ns, request.match_info["job"])
+    return _page(request, "backfill_rows.html", {"rows": rows, "scope": ns})
+
+
 async def job_grid(request: web.Request) -> web.StreamResponse:
     """A job's grid document (JSON)."""
     ui = request.app[_UI]
@@ -379,6 +388,7 @@ def make_app(ui: Ui, *, address: str, port: int, token: str | None = None) -> we
             web.get(f"{ns}/jobs/{{job}}", job_page),
             web.get(f"{ns}/jobs/{{job}}/grid.json", job_grid),
             web.get(f"{ns}/jobs/{{job}}/range.json", job_range),
+            web.get(f"{ns}/jobs/{{job}}/backfills", job_backfills),
             web.get(f"{ns}/jobs/{{job}}/partitions/{{position}}", partition),
             web.get(f"{ns}/jobs/{{job}}/log/{{name}}", job_log),
             web.post(f"{ns}/jobs/{{job}}/preview", preview),

@@ -157,7 +157,26 @@
       open.disabled = n === 0;
     });
     if (!grid) return;
-    const base = document.getElementById("grid").dataset.src.replace(/grid\.json$/, "");
+    const box = document.getElementById("grid");
+    const base = box.dataset.src.replace(/grid\.json$/, "");
+    // The header's counts follow the grid's roll-up row at every refresh.
+    const header = document.getElementById("job-counts");
+    box.addEventListener("grid:drawn", () => {
+      const counts = grid.counts()[0] || {};
+      header.textContent = "";
+      for (const state of ["succeeded", "failed", "running", "queued", "waiting", "missing"]) {
+        if (!counts[state]) continue;
+        const item = el("span", null, "count");
+        item.append(el("span", null, "swatch s-" + state),
+          document.createTextNode(counts[state].toLocaleString("en") + " " + state));
+        header.append(item);
+      }
+    });
+    const runList = document.getElementById("job-backfills");
+    every(parseInt(box.dataset.refresh || "0", 10), async () => {
+      const response = await fetch(runList.dataset.src);
+      if (response.ok) runList.innerHTML = await response.text();  // the server's escaped HTML
+    });
     document.getElementById("toolbar").addEventListener("click", async (e) => {
       const what = e.target.dataset ? e.target.dataset.select : undefined;
       if (!what) return;
