@@ -524,3 +524,32 @@ def test_a_million_partitions_page_draws(
     print(
         f"1,000,000 partitions: grid.json {timing['fetch']:.0f} ms, drawn {timing['draw']:.0f} ms"
     )
+
+
+def test_a_job_with_steps_one_row_per_step_and_a_step_selection(
+    cluster: Any, namespace: str, ui: UiServer, tab: Watched
+) -> None:
+    """examples/api-ingestion.yaml: the roll-up and one row per step; launch one step."""
+    cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "api-ingestion.yaml"))
+    page = open_grid(tab, ui.at(f"/ns/{namespace}/jobs/api-ingestion"))
+    rows = page.evaluate("document.getElementById('grid').grid.doc.rows.map((r) => r.name)")
+    assert rows == ["", "ingest", "validate", "publish"]
+    wait_counts(page, lambda c: c.get("succeeded") == 3, 120)
+    assert [c.get("succeeded") for c in grid_counts(page)] == [3, 3, 3, 3]
+    page.fill("#range-from", "2024-03-13")
+    page.fill("#range-to", "2024-03-14")
+    page.click('[data-select="range"]')
+    wait_for(lambda: page.text_content("#selected-count") == "2 selected", timeout=20)
+    page.click("#launch-open")
+    page.check('input[name="steps"][value="publish"]')
+    page.check('input[name="includeUpstream"]')
+    wait_for(lambda: "ingest → validate → publish" in (page.text_content("#preview") or ""), 20)
+    page.uncheck('input[name="includeUpstream"]')
+    wait_for(lambda: "Stepspublish" in (page.text_content("#preview") or ""), 20)
+    assert page.get_attribute("#preview-count", "data-count") == "2"
+    page.click("#launch-go")
+    page.wait_for_url(re.compile(r"/backfills/api-ingestion-"))
+    body = find_backfill(cluster, namespace, page.url.rsplit("/", 1)[1])
+    assert body is not None
+    assert body["spec"]["steps"] == ["publish"]
+    assert body["spec"]["range"] == {"from": "2024-03-13", "to": "2024-03-14"}

@@ -20,7 +20,6 @@ import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -54,7 +53,13 @@ from ..client import Client, LogUnavailable, Target, connect
 from ..commands import job_status, specs
 from ..commands import status as backfill_status
 from ..commands.manage import failed_set, retry_spec
-from ..commands.objects import backfill_models, complete_partitions, job_space, step_names
+from ..commands.objects import (
+    backfill_models,
+    backfills_of,
+    complete_partitions,
+    job_space,
+    step_names,
+)
 from ..commands.session import Session
 from ..commands.submit import Planned, create_backfill, new_token, plan_backfill
 from ..errors import CliError
@@ -406,14 +411,12 @@ class Ui:
         if runs is not None and runs.scheduled:
             with contextlib.suppress(ValueError):
                 waiting = waiting.union(IndexSet.parse(runs.scheduled))
-        for summary in view.backfills:
-            if summary.finished:
-                continue
-            body = session.client.find(BACKFILLS, summary.name)
-            if body is None:
-                continue
+        for body in backfills_of(session, job):
             spec, status = backfill_models(body)
-            grid, _, _ = self._grid_resolver(session, summary.name).resolve(body, spec, status)
+            if status.phase in TERMINAL_PHASES:
+                continue
+            name = str(body["metadata"]["name"])
+            grid, _, _ = self._grid_resolver(session, name).resolve(body, spec, status)
             if grid is not None:
                 waiting = waiting.union(grid.indices)
         return waiting
@@ -726,6 +729,8 @@ class Ui:
 # ------------------------------------------------------------------------------ helpers
 
 _TERMINAL = {str(p) for p in TERMINAL_PHASES}
+#: Status count names that differ from the grid's state names.
+_SNAKE = {"upstreamFailed": "upstream_failed"}
 
 
 def _ns(item: Mapping[str, Any]) -> str:
@@ -764,15 +769,18 @@ def _runs_recording(
 ) -> list[dict[str, Any]]:
     """The Backfills whose status records partition ``index`` (not pending), newest first."""
     out: list[dict[str, Any]] = []
-    for summary in reversed(view.backfills):
-        body = session.client.find(BACKFILLS, summary.name)
-        if body is None:
-            continue
+    phases = {summary.name: summary.phase for summary in view.backfills}
+    for body in backfills_of(session, job):
         _, status = backfill_models(body)
         sets = grid_sets(status.partitions)
         state = next((s for s, members in sets.items() if index in members), None)
         if state is not None:
-            out.append({"backfill": summary.name, "state": state, "phase": summary.phase})
+            name = str(body["metadata"]["name"])
+            created = str(body["metadata"].get("creationTimestamp") or "")
+            out.append(
+                {"backfill": name, "state": state, "phase": phases.get(name, ""), "at": created}
+            )
+    out.sort(key=lambda r: str(r["at"]), reverse=True)
     return out
 
 
@@ -780,7 +788,11 @@ def _backfill_row(item: Mapping[str, Any]) -> BackfillRow:
     meta = item.get("metadata") or {}
     spec = item.get("spec") or {}
     status = item.get("status") or {}
-    counts = {k: int(v or 0) for k, v in (status.get("counts") or {}).items() if isinstance(v, int)}
+    counts = {
+        _SNAKE.get(k, k): int(v)
+        for k, v in (status.get("counts") or {}).items()
+        if isinstance(v, int) and not isinstance(v, bool)
+    }
     phase = str(status.get("phase") or "Pending")
     finished = phase in _TERMINAL
     suspended = spec.get("suspend") is True
@@ -788,7 +800,7 @@ def _backfill_row(item: Mapping[str, Any]) -> BackfillRow:
     if spec.get("dryRun") is True:
         shown += " (dry run)"
     done = sum(
-        counts.get(k, 0) for k in ("succeeded", "failed", "skipped", "upstreamFailed", "marked")
+        counts.get(k, 0) for k in ("succeeded", "failed", "skipped", "upstream_failed", "marked")
     )
     return BackfillRow(
         namespace=str(meta.get("namespace") or ""),
@@ -807,40 +819,18 @@ def _backfill_row(item: Mapping[str, Any]) -> BackfillRow:
 def _preview_document(planned: Planned, note: str | None, complete: IndexSet) -> dict[str, Any]:
     preview = planned.preview
     sel: Selection = preview.selection
-    run = preview.to_run
-    order = planned.spec.order
-
-    def keys(indices: Sequence[int]) -> list[str]:
-        return [sel.key(i) for i in indices]
-
-    launch = list(_take(preview.launch_order(order), PREVIEW_KEYS))
+    first, last = render.launch_sample(preview, planned.spec.order, PREVIEW_KEYS)
+    skipped = itertools.islice(iter(preview.skipped), PREVIEW_KEYS)
     return {
-        "count": len(run),
+        "count": len(preview.to_run),
         "selected": len(sel),
-        "first": keys(launch),
-        "last": keys(list(_take(reversed_order(run, order), PREVIEW_KEYS))[::-1]),
-        "skipped": {
-            "count": len(preview.skipped),
-            "keys": keys(list(_take(iter(preview.skipped), PREVIEW_KEYS))),
-        },
+        "first": first,
+        "last": last,
+        "skipped": {"count": len(preview.skipped), "keys": [sel.key(i) for i in skipped]},
         "steps": None if planned.steps is None else list(planned.steps),
         "allSteps": None if planned.all_steps is None else list(planned.all_steps),
         "spec": planned.spec.to_api(),
         "description": planned.description,
         "note": note,
-        "positions": data.to_positions(run, complete).format() if complete else "",
+        "positions": data.to_positions(preview.to_run, complete).format() if complete else "",
     }
-
-
-def reversed_order(run: IndexSet, order: Order) -> Any:
-    """Iterate ``run`` from the last partition launched backwards."""
-    return run.iter_descending() if order is Order.OLDEST_FIRST else iter(run)
-
-
-def _take(items: Any, n: int) -> Any:
-    return itertools.islice(items, n)
-
-
-def now() -> datetime:
-    """The clock the pages show ages against (aware UTC)."""
-    return clock.now()

@@ -238,9 +238,11 @@
         previewBox.append(head);
         const facts = el("dl", null, "facts");
         const add = (k, v) => { facts.append(el("dt", k), el("dd", v)); };
-        if (doc.count) {
+        if (doc.count && doc.last.length) {
           add("First", doc.first.join(", "));
           add("Last", doc.last.join(", "));
+        } else if (doc.count) {
+          add("Partitions", doc.first.join(", "));
         }
         const skipped = doc.skipped;
         add("Skipped by reprocess", skipped.count + (skipped.keys.length ? " (" +
