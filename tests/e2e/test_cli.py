@@ -192,7 +192,7 @@ def test_kubectl_finds_the_plugin(cli_env: dict[str, str]) -> None:
     assert "kubectl-backfill" in run("kubectl", "plugin", "list").stdout
     helped = run("kubectl", "backfill", "--help")
     assert helped.returncode == 0
-    commands = "create plan status list suspend resume cancel retry-failed logs"
+    commands = "create plan status list suspend resume cancel retry-failed logs ui"
     for command in commands.split():
         assert command in helped.stdout
 
