@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -47,3 +47,41 @@ def wait_for(
             text = message() if callable(message) else message
             raise WaitTimeout(f"timed out after {timeout:g} s waiting for {text}; last: {last!r}")
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+
+def partitioned_job_body(
+    namespace: str,
+    name: str,
+    *,
+    values: list[str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A PartitionedJob: daily from 2024-01-01 (UTC), or static ``values``; KWOK pods of 1 s.
+
+    ``annotations`` go on the pod template (``kwok.backfill.dev/...``: outcome, duration,
+    failing partitions; see hack/controlplane/kwok-stages.yaml).
+    """
+    partitions = (
+        {"values": values}
+        if values is not None
+        else {"schedule": {"cron": "0 0 * * *", "start": "2024-01-01"}}
+    )
+    pod_annotations = {"kwok.backfill.dev/duration": "1s", **(annotations or {})}
+    container = {"name": "main", "image": "example.com/etl:1", "args": ["$(PARTITION_KEY)"]}
+    return {
+        "apiVersion": "backfill.dev/v1alpha1",
+        "kind": "PartitionedJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "partitions": partitions,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"annotations": pod_annotations},
+                        "spec": {"restartPolicy": "Never", "containers": [container]},
+                    },
+                }
+            },
+        },
+    }

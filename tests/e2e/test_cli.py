@@ -24,7 +24,7 @@ import pexpect
 import pytest
 import yaml
 
-from helpers import wait_for
+from helpers import partitioned_job_body, wait_for
 
 GROUP = "backfill.dev"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -133,30 +133,7 @@ def apply_job(
     annotations: dict[str, str] | None = None,
 ) -> None:
     """Create a PartitionedJob: daily from 2024-01-01 (UTC), or static ``values``."""
-    partitions = (
-        {"values": values}
-        if values is not None
-        else {"schedule": {"cron": "0 0 * * *", "start": "2024-01-01"}}
-    )
-    pod_annotations = {"kwok.backfill.dev/duration": "1s", **(annotations or {})}
-    container = {"name": "main", "image": "example.com/etl:1", "args": ["$(PARTITION_KEY)"]}
-    body = {
-        "apiVersion": f"{GROUP}/v1alpha1",
-        "kind": "PartitionedJob",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "partitions": partitions,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 0,
-                    "template": {
-                        "metadata": {"annotations": pod_annotations},
-                        "spec": {"restartPolicy": "Never", "containers": [container]},
-                    },
-                }
-            },
-        },
-    }
+    body = partitioned_job_body(namespace, name, values=values, annotations=annotations)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
 
 

@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from devcluster.ledgers import MILLION, history_status, million_job
-from helpers import wait_for
+from helpers import partitioned_job_body, wait_for
 
 GROUP = "backfill.dev"
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,40 +137,6 @@ def tab(browser: Browser) -> Iterator[Watched]:
 
 def apply(cluster: Any, body: dict[str, Any]) -> None:
     cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
-
-
-def job_body(
-    namespace: str,
-    name: str,
-    *,
-    values: list[str] | None = None,
-    annotations: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A PartitionedJob: daily from 2024-01-01 (UTC), or static ``values``; KWOK pods."""
-    partitions = (
-        {"values": values}
-        if values is not None
-        else {"schedule": {"cron": "0 0 * * *", "start": "2024-01-01"}}
-    )
-    pod_annotations = {"kwok.backfill.dev/duration": "1s", **(annotations or {})}
-    container = {"name": "main", "image": "example.com/etl:1", "args": ["$(PARTITION_KEY)"]}
-    return {
-        "apiVersion": f"{GROUP}/v1alpha1",
-        "kind": "PartitionedJob",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "partitions": partitions,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 0,
-                    "template": {
-                        "metadata": {"annotations": pod_annotations},
-                        "spec": {"restartPolicy": "Never", "containers": [container]},
-                    },
-                }
-            },
-        },
-    }
 
 
 def backfill_body(namespace: str, name: str, job: str, **spec: Any) -> dict[str, Any]:
@@ -306,7 +272,7 @@ def test_select_a_range_preview_matches_plan_launch_and_watch(
     """Drag over 12 days, preview = ``kubectl backfill plan``, launch; green boxes, one red."""
     apply(
         cluster,
-        job_body(
+        partitioned_job_body(
             namespace, "sales", annotations={"kwok.backfill.dev/fail-partitions": "2024-01-05"}
         ),
     )
@@ -361,7 +327,7 @@ def test_retry_failed_suspend_resume_and_cancel_asks(
 ) -> None:
     apply(
         cluster,
-        job_body(
+        partitioned_job_body(
             namespace,
             "sales",
             annotations={
@@ -421,7 +387,7 @@ def test_retry_failed_suspend_resume_and_cancel_asks(
 def test_a_hostile_partition_value_renders_as_text(
     cluster: Any, namespace: str, ui: UiServer, tab: Watched
 ) -> None:
-    apply(cluster, job_body(namespace, "regions", values=[XSS, "us-east-1"]))
+    apply(cluster, partitioned_job_body(namespace, "regions", values=[XSS, "us-east-1"]))
     apply(cluster, backfill_body(namespace, "all-regions", "regions", range={"from": XSS}))
     page = tab.page
     page.on("dialog", lambda d: tab.dialogs.append(d.message) or d.dismiss())
@@ -452,7 +418,10 @@ def _post(url: str, headers: dict[str, str]) -> tuple[int, str]:
 def test_state_changes_need_the_token_and_the_origin(
     cluster: Any, namespace: str, ui: UiServer, tab: Watched
 ) -> None:
-    apply(cluster, job_body(namespace, "sales", annotations={"kwok.backfill.dev/duration": "30s"}))
+    apply(
+        cluster,
+        partitioned_job_body(namespace, "sales", annotations={"kwok.backfill.dev/duration": "30s"}),
+    )
     apply(
         cluster,
         backfill_body(namespace, "b", "sales", range={"from": "2024-01-01", "to": "2024-01-03"}),

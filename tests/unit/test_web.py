@@ -25,7 +25,7 @@ from backfill_operator.api.model import MAX_CONCURRENCY, Order, Reprocess
 from backfill_operator.cli.coverage import coverage_of
 from backfill_operator.cli.errors import CliError
 from backfill_operator.cli.web import data, security, server
-from backfill_operator.cli.web.service import LaunchForm, parse_launch
+from backfill_operator.cli.web.views import LaunchForm, parse_launch
 from backfill_operator.planning.ranges import IndexSet
 
 T = TypeVar("T")

@@ -1,6 +1,7 @@
 """``kubectl backfill ui``: a local web app over the cluster, with the user's own credentials.
 
-Modules: :mod:`.data` (pure: the grid documents the browser draws), :mod:`.security` (pure:
+Modules: :mod:`.data` (pure: the grid documents the browser draws), :mod:`.views` (pure: rows,
+page headers, the launch form and preview), :mod:`.security` (pure:
 Host, Origin and CSRF checks, the response headers), :mod:`.service` (what each request reads
 and does, through the CLI's own API client and commands), :mod:`.server` (aiohttp routes,
 Jinja2 templates in ``templates/``, the scripts and style sheet in ``static/``).

@@ -48,7 +48,8 @@ from .. import render
 from ..client import NotFound
 from ..errors import EXIT_CLUSTER, CliError
 from . import security
-from .service import Ui, parse_launch
+from .service import Ui
+from .views import parse_launch
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

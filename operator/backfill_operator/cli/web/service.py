@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,17 +32,13 @@ from ...api.labels import (
 )
 from ...api.model import (
     BACKFILLS,
-    MAX_CONCURRENCY,
     MAX_EXPLICIT_PARTITIONS,
-    MAX_RETRIES,
     PARTITIONED_JOBS,
     TERMINAL_PHASES,
     BackfillSpec,
-    Order,
-    Reprocess,
 )
 from ...planning import naming
-from ...planning.observed import JobState, observe_job
+from ...planning.observed import observe_job
 from ...planning.ranges import IndexSet
 from ...planning.space import PartitionError, PartitionSpace, Selection
 from ...planning.times import rfc3339
@@ -61,197 +56,30 @@ from ..commands.objects import (
     step_names,
 )
 from ..commands.session import Session
-from ..commands.submit import Planned, create_backfill, new_token, plan_backfill
+from ..commands.submit import create_backfill, new_token, plan_backfill
 from ..errors import CliError
 from ..render.views import grid_sets, step_grid_sets
 from . import data
+from .views import (
+    TERMINAL,
+    BackfillPage,
+    BackfillRow,
+    JobPage,
+    JobRow,
+    LaunchForm,
+    backfill_row,
+    coverage_counts,
+    job_state,
+    preview_document,
+    state_at,
+)
 
 #: Lines of a pod's log the partition panel shows at most (the tail).
 LOG_TAIL_LINES = 500
-#: Partitions a preview lists by key at most (first and last, skipped).
-PREVIEW_KEYS = 5
 
 
 def _quiet() -> Console:
     return Console(file=io.StringIO(), width=120)
-
-
-@dataclass(frozen=True)
-class JobRow:
-    """One PartitionedJob on the jobs page.
-
-    ``counts`` maps a grid state (and ``missing``) to a partition count over its complete
-    partitions; ``lag_seconds`` is the scheduled runs' lag (None without scheduled runs).
-    """
-
-    namespace: str
-    name: str
-    description: str
-    headline: str
-    total: int
-    counts: Mapping[str, int]
-    steps: tuple[str, ...]
-    lag_seconds: int | None
-    backfills: int
-    active_backfills: int
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class JobPage:
-    """A job's partitions page: the ``status pj/NAME`` view and what its header shows.
-
-    ``counts`` as :class:`JobRow`'s; ``steps`` in launch order (empty without steps);
-    ``lag_seconds`` None without scheduled runs.
-    """
-
-    view: render.JobStatusView
-    headline: str
-    counts: Mapping[str, int]
-    total: int
-    steps: tuple[str, ...]
-    lag_seconds: int | None
-    schedule: str | None
-
-
-@dataclass(frozen=True)
-class BackfillRow:
-    """One Backfill on a Backfills list: phase, progress (done/total) and its job."""
-
-    namespace: str
-    name: str
-    job: str
-    phase: str
-    done: int
-    total: int
-    counts: Mapping[str, int]
-    created: str | None
-    finished: bool
-    suspended: bool
-
-
-@dataclass(frozen=True)
-class BackfillPage:
-    """A Backfill's page: the ``status`` view, its progress (rate, ETA) and what it may do.
-
-    ``headline`` is the Ready/Stalled message; ``can_*`` say which buttons apply.
-    """
-
-    view: render.StatusView
-    progress: render.Progress
-    headline: str
-    phase: str
-    suspended: bool
-    finished: bool
-    failed: int
-    steps: tuple[tuple[str, Mapping[str, int]], ...]
-    failures: tuple[Mapping[str, Any], ...]
-
-    @property
-    def can_suspend(self) -> bool:
-        """Not finished and not suspended."""
-        return not self.finished and not self.suspended
-
-    @property
-    def can_resume(self) -> bool:
-        """Suspended and not finished."""
-        return self.suspended and not self.finished
-
-    @property
-    def can_retry(self) -> bool:
-        """Some partition failed (a step, or upstream)."""
-        return self.failed > 0
-
-
-@dataclass(frozen=True)
-class LaunchForm:
-    """What the Launch modal sends: the selected positions of the job's grid and options.
-
-    ``positions`` is an index-set text over the grid's positions (``"0-9,12"``); the options
-    are the ``create`` flags of the same names. Parsed from JSON by :func:`parse_launch`.
-    """
-
-    positions: IndexSet
-    concurrency: int = 10
-    order: Order = Order.OLDEST_FIRST
-    reprocess: Reprocess = Reprocess.MISSING
-    retries: int = 0
-    retry_backoff_seconds: int = 10
-    max_failed: int | None = None
-    steps: list[str] | None = None
-    include_upstream: bool = False
-    include_downstream: bool = False
-    name: str | None = None
-    dry_run: bool = False
-
-
-def _int(raw: Mapping[str, Any], key: str, default: int | None, lo: int, hi: int) -> int | None:
-    value = raw.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise CliError(f"{key} must be a whole number, not {str(value)[:40]!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise CliError(f"{key} must be a whole number, not {str(value)[:40]!r}") from None
-    if not lo <= number <= hi:
-        raise CliError(f"{key} must be between {lo} and {hi}, not {number}")
-    return number
-
-
-def parse_launch(raw: Mapping[str, Any]) -> LaunchForm:
-    """Return the :class:`LaunchForm` of the modal's JSON body; CliError with a plain reason.
-
-    Keys: ``positions`` (index-set text, required), ``concurrency``, ``order``
-    (``OldestFirst``/``NewestFirst``), ``reprocess`` (``Missing``/``Failed``/``All``),
-    ``retries``, ``retryBackoffSeconds``, ``maxFailed`` (empty: none), ``steps`` (list; empty
-    or absent: every step), ``includeUpstream``, ``includeDownstream``, ``name`` (empty: a
-    generated one), ``dryRun``. Ranges follow the CRD's.
-    """
-    text = raw.get("positions")
-    if not isinstance(text, str) or not text.strip():
-        raise CliError("select at least one partition on the grid")
-    try:
-        positions = IndexSet.parse(text.strip())
-    except ValueError as exc:
-        raise CliError(f"the selection is not an index set: {exc}") from exc
-    try:
-        order = Order(str(raw.get("order") or Order.OLDEST_FIRST))
-        reprocess = Reprocess(str(raw.get("reprocess") or Reprocess.MISSING))
-    except ValueError as exc:
-        raise CliError(f"invalid option: {exc}") from exc
-    steps = raw.get("steps")
-    if steps is not None and (
-        not isinstance(steps, list) or not all(isinstance(s, str) for s in steps)
-    ):
-        raise CliError("steps must be a list of step names")
-    name = raw.get("name")
-    if name is not None and not isinstance(name, str):
-        raise CliError("name must be text")
-    name = (name or "").strip() or None
-    if name is not None:
-        problem = naming.name_problem(name)
-        if problem is not None:
-            raise CliError(f"name: {problem}")
-    concurrency = _int(raw, "concurrency", 10, 1, MAX_CONCURRENCY)
-    retries = _int(raw, "retries", 0, 0, MAX_RETRIES)
-    backoff = _int(raw, "retryBackoffSeconds", 10, 0, 86_400)
-    assert concurrency is not None and retries is not None and backoff is not None
-    return LaunchForm(
-        positions=positions,
-        concurrency=concurrency,
-        order=order,
-        reprocess=reprocess,
-        retries=retries,
-        retry_backoff_seconds=backoff,
-        max_failed=_int(raw, "maxFailed", None, 0, 1_000_000),
-        steps=list(steps) if steps else None,
-        include_upstream=bool(raw.get("includeUpstream")) and bool(steps),
-        include_downstream=bool(raw.get("includeDownstream")) and bool(steps),
-        name=name,
-        dry_run=bool(raw.get("dryRun")),
-    )
 
 
 @dataclass
@@ -328,13 +156,13 @@ class Ui:
         meta = body["metadata"]
         ns, name = str(meta.get("namespace") or self.namespace), str(meta["name"])
         view = self._job_view(ns, name, body)
-        counts = _coverage_counts(view)
+        counts = coverage_counts(view)
         mine = [
             b
             for b in backfills
             if _ns(b) == ns and (b.get("spec") or {}).get("jobRef", {}).get("name") == name
         ]
-        active = sum(1 for b in mine if str((b.get("status") or {}).get("phase")) not in _TERMINAL)
+        active = sum(1 for b in mine if str((b.get("status") or {}).get("phase")) not in TERMINAL)
         return JobRow(
             namespace=ns,
             name=name,
@@ -363,7 +191,7 @@ class Ui:
         """Return a PartitionedJob's page header: its ``status pj/NAME`` view, counts, lag."""
         view = self._job_view(namespace, name)
         now = clock.now()
-        counts = _coverage_counts(view)
+        counts = coverage_counts(view)
         runs = view.runs
         return JobPage(
             view=view,
@@ -442,7 +270,7 @@ class Ui:
         runs = _runs_recording(session, job, index, view)
         rows = [("", view.coverage)] if view.coverage is not None else []
         rows.extend(view.steps)
-        states = {name: _state_in(cov.grid_sets(), cov.missing, index) for name, cov in rows}
+        states = {name: state_at(cov.grid_sets(), cov.missing, index) for name, cov in rows}
         return {
             "position": position,
             "index": index,
@@ -474,7 +302,7 @@ class Ui:
                     "run": run,
                     "step": observed.step,
                     "attempt": observed.attempt,
-                    "state": _job_state(observed.state, observed.suspended),
+                    "state": job_state(observed.state, observed.suspended),
                     "created": observed.created or None,
                     "message": observed.message or None,
                 }
@@ -601,7 +429,7 @@ class Ui:
         session = self.session(namespace)
         spec, note = self._spec_of(session, job, form)
         planned = plan_backfill(session, spec)
-        return _preview_document(planned, note, self._complete(namespace, job))
+        return preview_document(planned, note, self._complete(namespace, job))
 
     def _complete(self, namespace: str, job: str) -> IndexSet:
         value: IndexSet = self._resolver(namespace, job)._value[1]
@@ -644,7 +472,7 @@ class Ui:
             spec = item.get("spec") or {}
             if job is not None and (spec.get("jobRef") or {}).get("name") != job:
                 continue
-            rows.append(_backfill_row(item))
+            rows.append(backfill_row(item))
         rows.sort(key=lambda r: (r.created or "", r.name), reverse=True)
         return rows
 
@@ -728,10 +556,6 @@ class Ui:
 
 # ------------------------------------------------------------------------------ helpers
 
-_TERMINAL = {str(p) for p in TERMINAL_PHASES}
-#: Status count names that differ from the grid's state names.
-_SNAKE = {"upstreamFailed": "upstream_failed"}
-
 
 def _ns(item: Mapping[str, Any]) -> str:
     return str((item.get("metadata") or {}).get("namespace") or "")
@@ -740,28 +564,6 @@ def _ns(item: Mapping[str, Any]) -> str:
 def _time_based(view: render.JobStatusView) -> bool:
     spec = view.spec
     return spec is not None and spec.partitions.schedule is not None
-
-
-def _coverage_counts(view: render.JobStatusView) -> dict[str, int]:
-    cov = view.coverage
-    if cov is None:
-        return {}
-    counts = {state: len(members) for state, members in cov.grid_sets().items()}
-    counts["missing"] = len(cov.missing)
-    return counts
-
-
-def _state_in(sets: Mapping[str, IndexSet], missing: IndexSet, index: int) -> str:
-    for state, members in sets.items():
-        if index in members:
-            return state
-    return "missing" if index in missing else "none"
-
-
-def _job_state(state: JobState, suspended: bool) -> str:
-    if state is JobState.ACTIVE:
-        return "queued" if suspended else "running"
-    return str(state.name.lower())
 
 
 def _runs_recording(
@@ -782,55 +584,3 @@ def _runs_recording(
             )
     out.sort(key=lambda r: str(r["at"]), reverse=True)
     return out
-
-
-def _backfill_row(item: Mapping[str, Any]) -> BackfillRow:
-    meta = item.get("metadata") or {}
-    spec = item.get("spec") or {}
-    status = item.get("status") or {}
-    counts = {
-        _SNAKE.get(k, k): int(v)
-        for k, v in (status.get("counts") or {}).items()
-        if isinstance(v, int) and not isinstance(v, bool)
-    }
-    phase = str(status.get("phase") or "Pending")
-    finished = phase in _TERMINAL
-    suspended = spec.get("suspend") is True
-    shown = "Suspended" if suspended and not finished else phase
-    if spec.get("dryRun") is True:
-        shown += " (dry run)"
-    done = sum(
-        counts.get(k, 0) for k in ("succeeded", "failed", "skipped", "upstream_failed", "marked")
-    )
-    return BackfillRow(
-        namespace=str(meta.get("namespace") or ""),
-        name=str(meta.get("name") or ""),
-        job=str((spec.get("jobRef") or {}).get("name") or ""),
-        phase=shown,
-        done=done,
-        total=counts.get("total", 0),
-        counts=counts,
-        created=meta.get("creationTimestamp"),
-        finished=finished,
-        suspended=suspended,
-    )
-
-
-def _preview_document(planned: Planned, note: str | None, complete: IndexSet) -> dict[str, Any]:
-    preview = planned.preview
-    sel: Selection = preview.selection
-    first, last = render.launch_sample(preview, planned.spec.order, PREVIEW_KEYS)
-    skipped = itertools.islice(iter(preview.skipped), PREVIEW_KEYS)
-    return {
-        "count": len(preview.to_run),
-        "selected": len(sel),
-        "first": first,
-        "last": last,
-        "skipped": {"count": len(preview.skipped), "keys": [sel.key(i) for i in skipped]},
-        "steps": None if planned.steps is None else list(planned.steps),
-        "allSteps": None if planned.all_steps is None else list(planned.all_steps),
-        "spec": planned.spec.to_api(),
-        "description": planned.description,
-        "note": note,
-        "positions": data.to_positions(preview.to_run, complete).format() if complete else "",
-    }
