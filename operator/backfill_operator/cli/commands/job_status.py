@@ -202,18 +202,31 @@ def _end_keys(space: PartitionSpace, complete: IndexSet) -> tuple[str | None, st
     return space.format_key(first[0]), space.format_key(last[0])
 
 
+def _grid_of(selection: Selection) -> render.GridData:
+    return render.GridData(
+        selection.indices, lambda position: selection.key(selection.indices.nth(position))
+    )
+
+
 def build_job_view(
-    session: Session, body: dict[str, Any], resolver: _CompleteResolver | None = None
+    session: Session,
+    body: dict[str, Any],
+    resolver: _CompleteResolver | None = None,
+    *,
+    outcomes: bool = True,
 ) -> render.JobStatusView:
     """Return the :class:`~..render.JobStatusView` of a raw PartitionedJob, read now.
 
-    Lists the namespace's Backfills and the job's Jobs (two requests).
+    Lists the namespace's Backfills and the job's Jobs (two requests). ``outcomes`` False
+    reads nothing more: the view has the job's partitions (description, first and last
+    complete keys, ``grid``) but no Backfills and no coverage (the web page's header, whose
+    grid brings the outcomes).
     """
     meta = body["metadata"]
     name = str(meta["name"])
     now = clock.now()
     pj = load_partitioned_job(name, body)
-    backfills = tuple(render.backfill_summaries(backfills_of(session, name)))
+    backfills = tuple(render.backfill_summaries(backfills_of(session, name))) if outcomes else ()
     common: dict[str, Any] = {
         "name": name,
         "namespace": str(meta.get("namespace") or session.namespace),
@@ -234,6 +247,16 @@ def build_job_view(
         definition = pj.spec.partitions.model_dump_json()
         selection, complete, note = resolver.resolve(space, definition, int(now.timestamp()))
     fingerprint = space.fingerprint
+    if not outcomes:
+        return render.JobStatusView(
+            **common,
+            description=space.describe(),
+            first_key=selection.first_key if selection is not None else None,
+            last_key=selection.last_key if selection is not None else None,
+            grid=None if selection is None else _grid_of(selection),
+            grid_note=note,
+            ledger_note=coverage.ledger_problem(pj.status, fingerprint),
+        )
     jobs = observed_step_jobs(session, name)
     active = coverage.active_jobs((job for _, job in jobs), fingerprint)
     cov = None
@@ -251,9 +274,8 @@ def build_job_view(
     grid = None
     first_key = last_key = None
     if selection is not None:
-        sel = selection
-        grid = render.GridData(sel.indices, lambda position: sel.key(sel.indices.nth(position)))
-        first_key, last_key = sel.first_key, sel.last_key
+        grid = _grid_of(selection)
+        first_key, last_key = selection.first_key, selection.last_key
     elif complete:
         first_key, last_key = _end_keys(space, complete)
     return render.JobStatusView(

@@ -188,16 +188,22 @@ class Ui:
         return job_status.build_job_view(session, body, self._resolver(namespace, name))
 
     def job(self, namespace: str, name: str) -> JobPage:
-        """Return a PartitionedJob's page header: its ``status pj/NAME`` view, counts, lag."""
-        view = self._job_view(namespace, name)
+        """Return a PartitionedJob's page header: its partitions, headline, schedule and lag.
+
+        Reads the job only (one request; the complete partitions are cached): the counts come
+        with the grid (:meth:`job_grid`), which the page loads next.
+        """
+        session = self.session(namespace)
+        body = session.client.get(PARTITIONED_JOBS, name)
+        view = job_status.build_job_view(
+            session, body, self._resolver(namespace, name), outcomes=False
+        )
         now = clock.now()
-        counts = coverage_counts(view)
         runs = view.runs
         return JobPage(
             view=view,
             headline=render.job_headline(view, now),
-            counts=counts,
-            total=sum(counts.values()),
+            total=len(view.grid.indices) if view.grid is not None else 0,
             steps=step_names(view.spec),
             lag_seconds=render.live_lag_seconds(view, now) if view.status.runs else None,
             schedule=None if runs is None else render.describe_runs(runs),

@@ -68,15 +68,15 @@ class JobRow:
 
 @dataclass(frozen=True)
 class JobPage:
-    """A job's partitions page: the ``status pj/NAME`` view and what its header shows.
+    """A job's partitions page header: the job's view without outcomes, and its schedule.
 
-    ``counts`` as :class:`JobRow`'s; ``steps`` in launch order (empty without steps);
-    ``lag_seconds`` None without scheduled runs.
+    ``view`` has no coverage (the grid brings the counts); ``total`` is its complete
+    partitions; ``steps`` in launch order (empty without steps); ``lag_seconds`` None without
+    scheduled runs.
     """
 
     view: render.JobStatusView
     headline: str
-    counts: Mapping[str, int]
     total: int
     steps: tuple[str, ...]
     lag_seconds: int | None
