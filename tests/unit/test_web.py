@@ -25,7 +25,7 @@ from backfill_operator.api.model import MAX_CONCURRENCY, Order, Reprocess
 from backfill_operator.cli.coverage import coverage_of
 from backfill_operator.cli.errors import CliError
 from backfill_operator.cli.web import data, security, server
-from backfill_operator.cli.web.views import LaunchForm, parse_launch
+from backfill_operator.cli.web.views import LaunchForm, backfill_row, parse_launch
 from backfill_operator.planning.ranges import IndexSet
 
 T = TypeVar("T")
@@ -830,3 +830,36 @@ def test_index_redirects(all_namespaces: bool, location: str) -> None:
         assert_secured(response)
 
     serve(StandInUi(all_namespaces=all_namespaces), scenario)
+
+
+def test_backfill_row_counts_by_grid_state() -> None:
+    row = backfill_row(
+        {
+            "metadata": {
+                "name": "b",
+                "namespace": "ns",
+                "creationTimestamp": "2026-11-30T00:00:00Z",
+            },
+            "spec": {"jobRef": {"name": "j"}, "suspend": True, "dryRun": True},
+            "status": {
+                "phase": "Running",
+                "counts": {
+                    "total": 10,
+                    "succeeded": 3,
+                    "failed": 1,
+                    "upstreamFailed": 2,
+                    "skipped": 1,
+                    "running": 2,
+                    "flag": True,
+                },
+            },
+        }
+    )
+    assert row.phase == "Suspended (dry run)" and row.suspended and not row.finished
+    assert row.counts["upstream_failed"] == 2 and "upstreamFailed" not in row.counts
+    assert "flag" not in row.counts
+    assert (row.done, row.total, row.job) == (7, 10, "j")
+    finished = backfill_row(
+        {"metadata": {"name": "b"}, "spec": {"suspend": True}, "status": {"phase": "Succeeded"}}
+    )
+    assert finished.phase == "Succeeded" and finished.finished and finished.total == 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
@@ -420,24 +421,29 @@ def serve(
 
 
 async def _serve(ui: Ui, *, address: str, port: int, ready: Callable[[str], None] | None) -> None:
-    runner: web.AppRunner | None = None
-    site_port = port
-    if port == 0:
-        import socket
-
-        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
-            probe.bind((address, 0))
-            site_port = probe.getsockname()[1]
-    app = make_app(ui, address=address, port=site_port)
+    # Bind first, so that port 0 becomes a real port before the app's Host check is built
+    # (and nothing can take the port in between).
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    bound = int(sock.getsockname()[1])
+    app = make_app(ui, address=address, port=bound)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, address, site_port)
-        await site.start()
-        host = "127.0.0.1" if address in ("0.0.0.0", "") else address
-        url = f"http://{host if ':' not in host else f'[{host}]'}:{site_port}/"
+        await web.SockSite(runner, sock).start()
+        host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+        url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}/"
         if ready is not None:
             ready(url)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+        sock.close()
