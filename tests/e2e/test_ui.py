@@ -49,7 +49,6 @@ class UiServer:
 
     url: str
     proc: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
 
     def at(self, path: str) -> str:
         """The absolute URL of ``path`` (``/ns/...``)."""
@@ -95,7 +94,7 @@ def ui(cluster: Any, namespace: str) -> Iterator[UiServer]:
     match = re.search(r"Serving (http://127\.0\.0\.1:\d+/)", first)
     try:
         assert match is not None, first + proc.stdout.read()
-        yield UiServer(match.group(1), proc, [first])
+        yield UiServer(match.group(1), proc)
     finally:
         proc.terminate()
         try:

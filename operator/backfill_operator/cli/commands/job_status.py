@@ -214,19 +214,23 @@ def build_job_view(
     resolver: _CompleteResolver | None = None,
     *,
     outcomes: bool = True,
+    backfills: list[dict[str, Any]] | None = None,
 ) -> render.JobStatusView:
     """Return the :class:`~..render.JobStatusView` of a raw PartitionedJob, read now.
 
-    Lists the namespace's Backfills and the job's Jobs (two requests). ``outcomes`` False
-    reads nothing more: the view has the job's partitions (description, first and last
-    complete keys, ``grid``) but no Backfills and no coverage (the web page's header, whose
-    grid brings the outcomes).
+    Lists the namespace's Backfills (unless ``backfills``, the job's raw Backfills, are
+    given) and the job's Jobs: two requests. ``outcomes`` False reads nothing more: the view
+    has the job's partitions (description, first and last complete keys, ``grid``) but no
+    Backfills and no coverage (the web page's header, whose grid brings the outcomes).
     """
     meta = body["metadata"]
     name = str(meta["name"])
     now = clock.now()
     pj = load_partitioned_job(name, body)
-    backfills = tuple(render.backfill_summaries(backfills_of(session, name))) if outcomes else ()
+    summaries: tuple[render.BackfillSummary, ...] = ()
+    if outcomes:
+        raw = backfills if backfills is not None else backfills_of(session, name)
+        summaries = tuple(render.backfill_summaries(raw))
     common: dict[str, Any] = {
         "name": name,
         "namespace": str(meta.get("namespace") or session.namespace),
@@ -235,7 +239,7 @@ def build_job_view(
         "created": meta.get("creationTimestamp"),
         "deleting": bool(meta.get("deletionTimestamp")),
         "generation": meta.get("generation"),
-        "backfills": backfills,
+        "backfills": summaries,
     }
     space, problem = job_space(pj, now)
     if space is None:

@@ -93,7 +93,7 @@ def _age(timestamp: str | None) -> str:
 # ------------------------------------------------------------------------------- plumbing
 
 
-async def _call(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+async def _call(fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking :class:`Ui` call in a worker thread."""
     return await asyncio.to_thread(fn, *args)
 
@@ -214,14 +214,14 @@ async def index(request: web.Request) -> web.StreamResponse:
     ui = request.app[_UI]
     if ui.all_namespaces:
         raise web.HTTPFound("/all/jobs")
-    ns = await _call(request, lambda: ui.namespace)
+    ns = await _call(lambda: ui.namespace)
     raise web.HTTPFound(f"/ns/{quote(ns, safe='')}/jobs")
 
 
 async def jobs_page(request: web.Request) -> web.StreamResponse:
     """The PartitionedJobs of a namespace (or all) with counts, a state bar and lag."""
     ui = request.app[_UI]
-    rows = await _call(request, ui.jobs, _ns_of(request))
+    rows = await _call(ui.jobs, _ns_of(request))
     return _page(request, "jobs.html", {"rows": rows, "scope": _ns_of(request)})
 
 
@@ -229,8 +229,8 @@ async def job_page(request: web.Request) -> web.StreamResponse:
     """A job's partitions page."""
     ui = request.app[_UI]
     ns, name = request.match_info["ns"], request.match_info["job"]
-    page = await _call(request, ui.job, ns, name)
-    rows = await _call(request, ui.backfills, ns, name)
+    page = await _call(ui.job, ns, name)
+    rows = await _call(ui.backfills, ns, name)
     return _page(request, "job.html", {"page": page, "backfills": rows})
 
 
@@ -238,7 +238,7 @@ async def job_backfills(request: web.Request) -> web.StreamResponse:
     """The Backfills of a job (HTML fragment the job's page polls)."""
     ui = request.app[_UI]
     ns = request.match_info["ns"]
-    rows = await _call(request, ui.backfills, ns, request.match_info["job"])
+    rows = await _call(ui.backfills, ns, request.match_info["job"])
     return _page(request, "backfill_rows.html", {"rows": rows, "scope": ns})
 
 
@@ -246,7 +246,7 @@ async def job_grid(request: web.Request) -> web.StreamResponse:
     """A job's grid document (JSON)."""
     ui = request.app[_UI]
     doc = await _call(
-        request, ui.job_grid, request.match_info["ns"], request.match_info["job"], _columns(request)
+        ui.job_grid, request.match_info["ns"], request.match_info["job"], _columns(request)
     )
     return web.json_response(doc)
 
@@ -258,9 +258,7 @@ async def partition(request: web.Request) -> web.StreamResponse:
         position = int(request.match_info["position"])
     except ValueError as exc:
         raise CliError("a partition position is a whole number") from exc
-    doc = await _call(
-        request, ui.partition, request.match_info["ns"], request.match_info["job"], position
-    )
+    doc = await _call(ui.partition, request.match_info["ns"], request.match_info["job"], position)
     return web.json_response(doc)
 
 
@@ -268,7 +266,6 @@ async def job_range(request: web.Request) -> web.StreamResponse:
     """The grid positions of a range of keys (``?from=&to=``), JSON."""
     ui = request.app[_UI]
     doc = await _call(
-        request,
         ui.range_positions,
         request.match_info["ns"],
         request.match_info["job"],
@@ -281,7 +278,7 @@ async def job_range(request: web.Request) -> web.StreamResponse:
 async def job_log(request: web.Request) -> web.StreamResponse:
     """The newest pod's log of one Job (plain text)."""
     ui = request.app[_UI]
-    text = await _call(request, ui.job_log, request.match_info["ns"], request.match_info["name"])
+    text = await _call(ui.job_log, request.match_info["ns"], request.match_info["name"])
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
@@ -289,9 +286,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
     """The Launch modal's preview (JSON)."""
     ui = request.app[_UI]
     form = parse_launch(await _json_body(request))
-    doc = await _call(
-        request, ui.preview, request.match_info["ns"], request.match_info["job"], form
-    )
+    doc = await _call(ui.preview, request.match_info["ns"], request.match_info["job"], form)
     return web.json_response(doc)
 
 
@@ -300,7 +295,7 @@ async def launch(request: web.Request) -> web.StreamResponse:
     ui = request.app[_UI]
     ns = request.match_info["ns"]
     form = parse_launch(await _json_body(request))
-    name = await _call(request, ui.launch, ns, request.match_info["job"], form)
+    name = await _call(ui.launch, ns, request.match_info["job"], form)
     return web.json_response({"name": name, "url": _backfill_url(ns, name)}, status=201)
 
 
@@ -311,21 +306,21 @@ def _backfill_url(ns: str, name: str) -> str:
 async def backfills_page(request: web.Request) -> web.StreamResponse:
     """Backfills of a namespace (or all) with phase and progress."""
     ui = request.app[_UI]
-    rows = await _call(request, ui.backfills, _ns_of(request))
+    rows = await _call(ui.backfills, _ns_of(request))
     return _page(request, "backfills.html", {"rows": rows, "scope": _ns_of(request)})
 
 
 async def backfill_page(request: web.Request) -> web.StreamResponse:
     """A Backfill's page."""
     ui = request.app[_UI]
-    page = await _call(request, ui.backfill, request.match_info["ns"], request.match_info["name"])
+    page = await _call(ui.backfill, request.match_info["ns"], request.match_info["name"])
     return _page(request, "backfill.html", {"page": page})
 
 
 async def backfill_summary(request: web.Request) -> web.StreamResponse:
     """A Backfill's summary block (HTML fragment the page polls)."""
     ui = request.app[_UI]
-    page = await _call(request, ui.backfill, request.match_info["ns"], request.match_info["name"])
+    page = await _call(ui.backfill, request.match_info["ns"], request.match_info["name"])
     return _page(request, "backfill_summary.html", {"page": page})
 
 
@@ -333,7 +328,6 @@ async def backfill_grid(request: web.Request) -> web.StreamResponse:
     """A Backfill's grid document (JSON)."""
     ui = request.app[_UI]
     doc = await _call(
-        request,
         ui.backfill_grid,
         request.match_info["ns"],
         request.match_info["name"],
@@ -347,13 +341,13 @@ async def backfill_action(request: web.Request) -> web.StreamResponse:
     ui = request.app[_UI]
     ns, name, action = (request.match_info[k] for k in ("ns", "name", "action"))
     if action in ("suspend", "resume"):
-        await _call(request, ui.set_suspend, ns, name, action == "suspend")
+        await _call(ui.set_suspend, ns, name, action == "suspend")
         return web.json_response({"ok": True, "url": _backfill_url(ns, name)})
     if action == "cancel":
-        await _call(request, ui.cancel, ns, name)
+        await _call(ui.cancel, ns, name)
         return web.json_response({"ok": True, "url": f"/ns/{quote(ns, safe='')}/backfills"})
     if action == "retry":
-        created = await _call(request, ui.retry_failed, ns, name)
+        created = await _call(ui.retry_failed, ns, name)
         return web.json_response({"ok": True, "name": created, "url": _backfill_url(ns, created)})
     raise NotFound(f"unknown action {action!r}: suspend, resume, cancel or retry")
 

@@ -18,14 +18,12 @@ import contextlib
 import io
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
 
 from ... import clock
 from ...api.labels import (
-    LABEL_BACKFILL,
     LABEL_PARTITION_INDEX,
     LABEL_PARTITIONED_JOB,
     LABEL_RETRY_OF,
@@ -82,11 +80,6 @@ def _quiet() -> Console:
     return Console(file=io.StringIO(), width=120)
 
 
-@dataclass
-class _JobCache:
-    resolver: job_status._CompleteResolver = field(default_factory=job_status._CompleteResolver)
-
-
 class Ui:
     """The web app's connection to the cluster and its caches; one per ``kubectl backfill ui``.
 
@@ -100,7 +93,7 @@ class Ui:
         self.all_namespaces = all_namespaces
         self._client: Client | None = None
         self._lock = threading.Lock()
-        self._jobs: dict[tuple[str, str], _JobCache] = {}
+        self._jobs: dict[tuple[str, str], job_status._CompleteResolver] = {}
         self._grids: dict[tuple[str, str], backfill_status._GridResolver] = {}
 
     @property
@@ -133,7 +126,10 @@ class Ui:
 
     def _resolver(self, namespace: str, job: str) -> job_status._CompleteResolver:
         with self._lock:
-            return self._jobs.setdefault((namespace, job), _JobCache()).resolver
+            resolver = self._jobs.get((namespace, job))
+            if resolver is None:
+                resolver = self._jobs[(namespace, job)] = job_status._CompleteResolver()
+            return resolver
 
     def _grid_resolver(self, session: Session, name: str) -> backfill_status._GridResolver:
         key = (session.namespace, name)
@@ -218,14 +214,17 @@ class Ui:
         """
         session = self.session(namespace)
         body = session.client.get(PARTITIONED_JOBS, name)
-        view = job_status.build_job_view(session, body, self._resolver(namespace, name))
+        backfills = backfills_of(session, name)
+        view = job_status.build_job_view(
+            session, body, self._resolver(namespace, name), backfills=backfills
+        )
         now = clock.now()
         if view.coverage is None or view.grid is None:
             note = view.problem or view.grid_note or "no partition is complete yet"
             return data.grid_document(
                 drawn=IndexSet(), rows=[], key_at=str, columns=columns, note=note, generated=now
             )
-        waiting = self._waiting(session, name, view)
+        waiting = self._waiting(session, view, backfills)
         rows = data.rows_of_coverage(view.coverage, view.steps, waiting)
         grid = view.grid
         return data.grid_document(
@@ -238,14 +237,19 @@ class Ui:
             generated=now,
         )
 
-    def _waiting(self, session: Session, job: str, view: render.JobStatusView) -> IndexSet:
-        """Partitions an unfinished run will run: Backfills' selections, the schedule's share."""
+    def _waiting(
+        self, session: Session, view: render.JobStatusView, backfills: Sequence[dict[str, Any]]
+    ) -> IndexSet:
+        """Partitions an unfinished run will run: Backfills' selections, the schedule's share.
+
+        ``backfills`` are the job's raw Backfills.
+        """
         waiting = IndexSet()
         runs = view.status.runs
         if runs is not None and runs.scheduled:
             with contextlib.suppress(ValueError):
                 waiting = waiting.union(IndexSet.parse(runs.scheduled))
-        for body in backfills_of(session, job):
+        for body in backfills:
             spec, status = backfill_models(body)
             if status.phase in TERMINAL_PHASES:
                 continue
@@ -260,20 +264,24 @@ class Ui:
 
         Shape: ``{"position", "index", "key", "start", "end", "state", "steps": [{"name",
         "state"}], "jobs": [{"name", "run", "step", "attempt", "state", "created",
-        "message"}], "runs": [{"backfill", "state", "step"}]}``; ``jobs`` are the Jobs that
-        still exist (the newest first), ``runs`` the Backfills whose status records it.
+        "message"}], "runs": [{"backfill", "state", "phase", "at"}]}``; ``jobs`` are the Jobs
+        that still exist (the newest first), ``runs`` the Backfills whose status records it
+        (the newest first; ``at`` is the Backfill's creation time).
         CliError when the position is outside the grid.
         """
         session = self.session(namespace)
-        space, selection, complete, note = self._complete_selection(session, job)
+        body = session.client.get(PARTITIONED_JOBS, job)
+        space, selection, complete, note = self._complete_selection(session, job, body)
         if selection is None or not 0 <= position < len(complete):
             raise CliError(note or f"no partition at position {position}")
         index = complete.nth(position)
         part = selection.partition(index)
-        body = session.client.get(PARTITIONED_JOBS, job)
-        view = job_status.build_job_view(session, body, self._resolver(namespace, job))
+        backfills = backfills_of(session, job)
+        view = job_status.build_job_view(
+            session, body, self._resolver(namespace, job), backfills=backfills
+        )
         jobs = self._jobs_of(session, job, index, space.fingerprint)
-        runs = _runs_recording(session, job, index, view)
+        runs = _runs_recording(index, view, backfills)
         rows = [("", view.coverage)] if view.coverage is not None else []
         rows.extend(view.steps)
         states = {name: state_at(cov.grid_sets(), cov.missing, index) for name, cov in rows}
@@ -300,12 +308,10 @@ class Ui:
                 continue
             if observed.partitioning and fingerprint and observed.partitioning != fingerprint:
                 continue
-            labels = raw["metadata"].get("labels") or {}
-            run = labels.get(LABEL_BACKFILL) or ("schedule" if observed.run == "" else observed.run)
             out.append(
                 {
                     "name": observed.name,
-                    "run": run,
+                    "run": observed.run,
                     "step": observed.step,
                     "attempt": observed.attempt,
                     "state": job_state(observed.state, observed.suspended),
@@ -340,10 +346,14 @@ class Ui:
             raise CliError(f"no log for pod {pod_name} on node {node}: {exc.detail}") from exc
 
     def _complete_selection(
-        self, session: Session, job: str
+        self, session: Session, job: str, body: dict[str, Any] | None = None
     ) -> tuple[PartitionSpace, Selection | None, IndexSet, str | None]:
-        """The job's space and complete partitions (selection, indices, note), cached."""
-        body = session.client.get(PARTITIONED_JOBS, job)
+        """The job's space and complete partitions (selection, indices, note), cached.
+
+        ``body`` is the PartitionedJob when the caller has read it (else it is read).
+        """
+        if body is None:
+            body = session.client.get(PARTITIONED_JOBS, job)
         pj = load_partitioned_job(job, body)
         now = clock.now()
         space, problem = job_space(pj, now)
@@ -378,8 +388,11 @@ class Ui:
 
     def _spec_of(
         self, session: Session, job: str, form: LaunchForm
-    ) -> tuple[BackfillSpec, str | None]:
-        """Return the Backfill spec a launch form describes, and a note when it widened.
+    ) -> tuple[BackfillSpec, str | None, IndexSet]:
+        """Return (spec, note, complete): what a launch form runs and the grid's positions.
+
+        ``note`` says when the selection was widened; ``complete`` are the job's complete
+        partitions, whose ranks are the grid's positions.
 
         The selected positions map to keys through the job's complete partitions: one run of
         consecutive partitions is a ``range``; scattered ones an explicit key list up to
@@ -422,7 +435,7 @@ class Ui:
             include_upstream=form.include_upstream,
             include_downstream=form.include_downstream,
         )
-        return spec, widened
+        return spec, widened, complete
 
     def preview(self, namespace: str, job: str, form: LaunchForm) -> dict[str, Any]:
         """Return the Launch modal's preview: what the operator's first pass would run.
@@ -433,13 +446,8 @@ class Ui:
         ``positions`` are the grid positions that would run.
         """
         session = self.session(namespace)
-        spec, note = self._spec_of(session, job, form)
-        planned = plan_backfill(session, spec)
-        return preview_document(planned, note, self._complete(namespace, job))
-
-    def _complete(self, namespace: str, job: str) -> IndexSet:
-        value: IndexSet = self._resolver(namespace, job)._value[1]
-        return value
+        spec, note, complete = self._spec_of(session, job, form)
+        return preview_document(plan_backfill(session, spec), note, complete)
 
     def launch(self, namespace: str, job: str, form: LaunchForm) -> str:
         """Create the Backfill the form describes (after the same preview); return its name.
@@ -448,7 +456,7 @@ class Ui:
         chosen reprocess), or the apiserver refuses it (RBAC, a name taken, the schema).
         """
         session = self.session(namespace)
-        spec, _ = self._spec_of(session, job, form)
+        spec, _, _ = self._spec_of(session, job, form)
         planned = plan_backfill(session, spec)
         if not planned.preview.to_run:
             raise CliError(
@@ -573,12 +581,12 @@ def _time_based(view: render.JobStatusView) -> bool:
 
 
 def _runs_recording(
-    session: Session, job: str, index: int, view: render.JobStatusView
+    index: int, view: render.JobStatusView, backfills: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The Backfills whose status records partition ``index`` (not pending), newest first."""
+    """The Backfills (raw, of the job) whose status records partition ``index``, newest first."""
     out: list[dict[str, Any]] = []
     phases = {summary.name: summary.phase for summary in view.backfills}
-    for body in backfills_of(session, job):
+    for body in backfills:
         _, status = backfill_models(body)
         sets = grid_sets(status.partitions)
         state = next((s for s, members in sets.items() if index in members), None)
