@@ -1,5 +1,5 @@
 # Entry points; see README. Everything sets itself up on a fresh machine.
-.PHONY: demo test test-long bench crds lint fmt cluster-up cluster-down
+.PHONY: demo test test-long chaos bench crds lint fmt cluster-up cluster-down
 
 demo:
 	hack/demo.sh
@@ -9,6 +9,9 @@ test:
 
 test-long:
 	hack/test.sh -m long
+
+chaos:
+	hack/test.sh -m chaos
 
 bench:
 	hack/bench.sh

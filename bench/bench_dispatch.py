@@ -10,12 +10,13 @@ as users run it:
 3. after its pods are gone, a Backfill of N minutely partitions, concurrency C, whose Jobs
    run the same pod: wall time from create to phase Succeeded.
 
-Reported: both wall times and their ratio (goal <= 1.10); slot-refill latency p50/p99 (goal
-p99 <= 250 ms): the time a Job is seen finished in a Job watch to the time the next new Job
-is seen ADDED (the k-th finish paired with the (C+k)-th creation), also at pod level for both
-runs; API writes per partition by the operator (goal <= 3) from the apiserver's
-``apiserver_request_total`` (diff around the Backfill run) and the Events it posted. Numbers
-only, no assertions.
+Reported: both wall times and their ratio (goal <= 0.80, issue 13: faster than the Job
+controller's own Indexed Job); slot-refill latency p50/p99 (goal p99 <= 250 ms): the time a
+pod is seen ``Succeeded`` in a pod watch to the time the next new Job is seen ADDED in a Job
+watch (the k-th pod success paired with the (C+k)-th Job creation: the operator frees a slot
+when the partition's pod succeeds), also pod to pod for both runs; API writes per partition
+by the operator (goal <= 3) from the apiserver's ``apiserver_request_total`` (diff around the
+Backfill run) and the Events it posted. Numbers only, no assertions.
 
 Run: ``python bench/bench_dispatch.py [--partitions 1000] [--concurrency 50] [--json F]``.
 """
@@ -177,6 +178,18 @@ def timed_backfill(
     }
 
 
+def pod_to_next_job(pods: Lifecycle, jobs: Lifecycle, slots: int) -> list[float]:
+    """Seconds from the k-th pod success to the (slots + k)-th Job creation, for each k.
+
+    With at most ``slots`` pods running, the (slots + k)-th Job can only be created once k
+    pods succeeded (this run fails none), so this is how long the k-th freed slot stayed
+    empty. Both ends are watch arrival times (two watches of one apiserver).
+    """
+    finishes = sorted(pods.finished.values())
+    adds = sorted(jobs.added.values())
+    return [adds[slots + k] - finishes[k] for k in range(min(len(finishes), len(adds) - slots))]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--partitions", type=int, default=1000)
@@ -251,6 +264,7 @@ def main() -> int:
         for pod, at in pods_life.added.items()
         if (job := result["pod_job"].get(pod)) in jobs_life.added
     ]
+    slot_refill = pod_to_next_job(pods_life, jobs_life, c)
     job_refill = refill_latencies(result["jobs"], c)
     bf_pod_refill = refill_latencies(result["pods"], c)
     ix_pod_refill = refill_latencies(indexed["pods"], c) if indexed else []
@@ -271,8 +285,9 @@ def main() -> int:
         f"{result['jobs_created']} Jobs created, {result['duplicates']} duplicates; "
         f"first Job after {ms(result['first_job'])})"
     )
-    say(f"   ratio Backfill / Indexed Job: {ratio:.3f} (goal <= 1.10)")
-    say("   " + latency_line("slot refill, Job finished -> next Job ADDED (Backfill)", job_refill))
+    say(f"   ratio Backfill / Indexed Job: {ratio:.3f} (goal <= 0.80)")
+    say("   " + latency_line("slot refill, pod Succeeded -> next Job ADDED", slot_refill))
+    say("   " + latency_line("  (Job finished -> next Job ADDED, for reference)", job_refill))
     say("   " + latency_line("pod finished -> next pod ADDED (Indexed Job)", ix_pod_refill))
     say("   " + latency_line("pod finished -> next pod ADDED (Backfill)", bf_pod_refill))
     say("   " + latency_line("  of which: pod finished -> its Job Complete", pod_to_job_done))
@@ -300,7 +315,7 @@ def main() -> int:
         + ", ".join(f"{label} {count}" for label, count in theirs)
     )
 
-    refill_p99 = percentile(job_refill, 99)
+    refill_p99 = percentile(slot_refill, 99)
     results = [
         Result(
             BENCH,
@@ -316,10 +331,10 @@ def main() -> int:
             BENCH,
             "wall-time ratio Backfill / Indexed Job",
             f"{ratio:.3f}",
-            "<= 1.10",
-            ratio <= 1.10,
+            "<= 0.80",
+            ratio <= 0.80,
         ),
-        Result(BENCH, "slot refill p50", ms(percentile(job_refill, 50))),
+        Result(BENCH, "slot refill p50", ms(percentile(slot_refill, 50))),
         Result(BENCH, "slot refill p99", ms(refill_p99), "<= 250 ms", refill_p99 <= 0.250),
         Result(
             BENCH,

@@ -1,28 +1,42 @@
 """Scale benchmark: one Backfill of 1,000,000 minutely partitions (about 694 days).
 
-(a) In process, pure: the planning of one reconcile pass, as the operator does it, timed step
-    by step (``build_space`` and ``resolve_selection`` of ``planning.verdict``,
-    ``planning.decide.plan`` with the observed Jobs, ``planning.status.compose_status``) for
-    several states of the Backfill, and the size of the status it writes (compact JSON, as
-    stored), with the PartitionedJob's ledger size:
+(a) In process, pure: one reconcile pass as the operator runs it, timed step by step: reading
+    the stored statuses (``BackfillStatus`` and the PartitionedJob's status, parsed from the
+    JSON the apiserver holds), ``planning.verdict.judge`` (partition space and selection, not
+    cached), ``planning.decide.plan`` with the observed Jobs, ``planning.status.compose_status``
+    and writing (``compacted().to_api()`` of the new status and of the merged ledger), for
+    several states of the Backfill, with the size of the status and of the PartitionedJob's
+    ledger as written (compact JSON, as stored):
 
     * first pass: nothing recorded, no Jobs;
     * steady state half-way: 499,950 succeeded, 50 Jobs active, 10 of them just finished;
     * all done, 1% failed at random (10,000 isolated failures);
-    * worst case: every partition done, every other one failed (alternating);
-    * 10,000 failed partitions waiting for a retry (each one listed with details).
+    * all done, every other partition failed (alternating: the most intervals);
+    * all done, each partition succeeded or failed at random (50/50: the most information);
+    * 10,000 failed partitions waiting for a retry, all at the same time;
+    * 50,000 failed partitions waiting for a retry at 3,000 different seconds, attempts 1 to 3;
+    * 50,000 failed partitions whose retry is due (50 Jobs active: the pass launches none);
+    * a job with 3 steps (no dependencies between them) over 333,333 partitions, each
+      (partition, step) succeeded or failed at random (1,000,000 units).
 
-    Goals: planning under 2 s; status under 256 KiB.
+    States that hold retries or steps are first written by one pass (so the measured pass reads
+    what the operator itself stores). Goals: planning under 2 s; status under 256 KiB.
+
+(c) The command line at 1,000,000 partitions, in process (a fake API serving the stored
+    objects): ``kubectl backfill status NAME`` (text), ``status NAME -o json`` and ``plan -o
+    json`` (the preview of a Backfill of every partition), for the alternating and the random
+    states, and ``status pj/NAME`` of the job; seconds per command (median of 3). Goal: under
+    2 s.
 
 (b) On a fresh local control plane, with the operator running as users run it: a real
     1,000,000-partition Backfill (concurrency 50, 1 s pods) for ``--seconds`` (60): time to the
     first Job, throughput (Jobs finished per second), the operator's peak RSS (``VmHWM``, goal
     under 300 MB), the status size as stored (``kubectl get backfill -o json``); then the
-    Backfill is deleted. Before the operator starts, the worst-case status from (a) is written
-    to a scratch Backfill, to show whether the apiserver and etcd accept it at all.
+    Backfill is deleted. Before the operator starts, the largest statuses of (a) are written to
+    a scratch Backfill, to show whether the apiserver and etcd accept them.
 
 Numbers only, no assertions. Run: ``python bench/bench_scale.py [--seconds 60] [--json F]``;
-``--no-cluster`` runs (a) only.
+``--no-cluster`` runs (a) and (c) only.
 """
 
 from __future__ import annotations
@@ -30,12 +44,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import io
 import json
 import random
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,7 +78,9 @@ from common import (
     wait_until,
     write_results,
 )
+from rich.console import Console
 
+from backfill_operator import clock
 from backfill_operator.api.model import (
     BackfillSpec,
     BackfillStatus,
@@ -72,13 +90,19 @@ from backfill_operator.api.model import (
     PartitionLedger,
     PartitionSets,
     RunningPartition,
+    StepLedger,
+    StepStatus,
 )
+from backfill_operator.cli.client import Target
+from backfill_operator.cli.commands import job_status as job_status_command
+from backfill_operator.cli.commands import status as status_command
+from backfill_operator.cli.commands import submit
+from backfill_operator.cli.commands.session import Session
 from backfill_operator.planning import verdict as planner
 from backfill_operator.planning.decide import plan
-from backfill_operator.planning.naming import job_name, template_hash
+from backfill_operator.planning.naming import job_name
 from backfill_operator.planning.observed import JobState, ObservedJob
 from backfill_operator.planning.ranges import IndexSet
-from backfill_operator.planning.space import Selection
 from backfill_operator.planning.state import LaunchRequest
 from backfill_operator.planning.status import compose_status
 
@@ -87,20 +111,43 @@ PARTITIONS = 1_000_000
 CONCURRENCY = 50
 #: 2023-01-01T00:00 .. 2024-11-25T10:39 UTC is exactly 1,000,000 minutes.
 RANGE_FROM, RANGE_TO = "2023-01-01T00:00", "2024-11-25T10:39"
+#: The 3-step job's Backfill: 333,333 minutes from RANGE_FROM.
+STEPS_PARTITIONS = 333_333
+STEPS = ("s0", "s1", "s2")
 FIRST = datetime(2023, 1, 1)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 NAME, UID = "minutely-1m", "6f1c2f4e-0000-4000-8000-000000000001"
 FAILED_MESSAGE = "BackoffLimitExceeded: Job has reached the specified backoff limit"
+#: Goals of issue 3 and 13.
+PLAN_GOAL_SECONDS = 2.0
+STATUS_GOAL_BYTES = 256 * KIB
+CLI_GOAL_SECONDS = 2.0
 
 
-def partitioned_job_body(name: str) -> dict[str, Any]:
-    """The minutely PartitionedJob (UTC, from 2023-01-01)."""
-    return partitioned_job(name, {"jobTemplate": job_template()}, start=FIRST)
+def partitioned_job_body(name: str, steps: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The minutely PartitionedJob (UTC, from 2023-01-01); ``steps``: independent steps."""
+    if not steps:
+        return partitioned_job(name, {"jobTemplate": job_template()}, start=FIRST)
+    return partitioned_job(
+        name,
+        {"steps": [{"name": s, "jobTemplate": job_template()} for s in steps]},
+        start=FIRST,
+    )
 
 
-def backfill_body(name: str, job: str) -> dict[str, Any]:
-    """The 1,000,000-partition Backfill (RANGE_FROM .. RANGE_TO)."""
-    return backfill(name, job, PARTITIONS, CONCURRENCY, start=FIRST)
+def backfill_body(name: str, job: str, partitions: int = PARTITIONS) -> dict[str, Any]:
+    """The Backfill of the first ``partitions`` minutes (all 1,000,000: RANGE_FROM .. RANGE_TO)."""
+    return backfill(name, job, partitions, CONCURRENCY, start=FIRST)
+
+
+def _text(members: IndexSet) -> str:
+    """A set as a status holds it (``stored()``; plain text before issue 13)."""
+    return members.stored() if hasattr(members, "stored") else str(members)
+
+
+def _stored(model: Any) -> Any:
+    """What the apiserver holds of a status model: the written form, as JSON data."""
+    return json.loads(json.dumps(model.compacted().to_api()))
 
 
 # ------------------------------------------------------------------- (a) pure planning
@@ -108,223 +155,422 @@ def backfill_body(name: str, job: str) -> dict[str, Any]:
 
 @dataclass
 class Scenario:
-    """A state of the Backfill: its previous status, the Jobs listed, the job's ledger."""
+    """A state of the Backfill: its stored status, the Jobs listed, the job's stored ledger.
+
+    ``settle``: run one pass first and measure the pass after it (on what that pass wrote).
+    """
 
     name: str
-    previous: BackfillStatus
-    jobs: list[ObservedJob]
-    ledger: PartitionLedger
+    job: PartitionedJobSpec
     spec: BackfillSpec
+    previous: dict[str, Any]
+    ledger: dict[str, Any]
+    jobs: list[ObservedJob]
+    settle: bool = False
+    short: str = ""
 
 
-def _observed(selection: Selection, index: int, state: JobState, t_hash: str) -> ObservedJob:
+def _observed(
+    key: Callable[[int], str], index: int, state: JobState, step: str = "", attempt: int = 1
+) -> ObservedJob:
     started = NOW - timedelta(seconds=2)
     return ObservedJob(
-        name=job_name(NAME, UID, index, selection.key(index), 1),
+        name=job_name(NAME, UID, index, key(index), attempt, step),
         index=index,
-        attempt=1,
-        key=selection.key(index),
+        attempt=attempt,
+        key=key(index),
         state=state,
         owned=True,
         created=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         start_time=started,
         finish_time=None if state is JobState.ACTIVE else NOW - timedelta(milliseconds=200),
+        step=step,
     )
 
 
-def scenarios(job: PartitionedJobSpec) -> list[Scenario]:
+def _spec(partitions: int, **changes: Any) -> BackfillSpec:
+    body = backfill_body(NAME, "x", partitions)["spec"]
+    return BackfillSpec.model_validate({**body, **changes})
+
+
+def scenarios() -> list[Scenario]:
     """The Backfill states of (a); see the module docstring."""
-    spec = BackfillSpec.model_validate(
-        {"jobRef": {"name": "x"}, "range": {"from": RANGE_FROM, "to": RANGE_TO}, "concurrency": 50}
-    )
-    retry_spec = spec.model_copy(
-        update={"retries": spec.retries.model_copy(update={"limit": 3, "backoff_seconds": 600})}
-    )
+    job = PartitionedJobSpec.model_validate(partitioned_job_body("x")["spec"])
+    spec = _spec(PARTITIONS)
+    retry_spec = _spec(PARTITIONS, retries={"limit": 3, "backoffSeconds": 600})
     space = planner.build_space(job, NOW)
     selection = planner.resolve_selection(space, spec, BackfillStatus())
     fingerprint = space.fingerprint
-    t_hash = template_hash(job.job_template)
-    first = BackfillStatus()
+    key = selection.key
+
+    def running_entries(indices: list[int]) -> list[RunningPartition]:
+        return [
+            RunningPartition(
+                key=key(i),
+                index=i,
+                job=job_name(NAME, UID, i, key(i), 1),
+                attempt=1,
+                start_time="2025-12-31T23:59:58Z",
+            )
+            for i in indices
+        ]
 
     def status(
         ok: IndexSet,
         bad: IndexSet,
         running: list[int],
         failures: list[FailedPartition] | None = None,
-    ) -> BackfillStatus:
-        return BackfillStatus(
-            partitioning=fingerprint,
-            partitions=PartitionSets(
-                succeeded=str(ok), failed=str(bad), running=str(IndexSet.from_indices(running))
-            ),
-            running=[
-                RunningPartition(
-                    key=selection.key(i),
-                    index=i,
-                    job=job_name(NAME, UID, i, selection.key(i), 1),
-                    attempt=1,
-                    start_time="2025-12-31T23:59:58Z",
-                )
-                for i in running
-            ],
-            failures=failures or [],
-            template_hash=t_hash,
-            start_time="2025-12-01T00:00:00Z",
+    ) -> dict[str, Any]:
+        return _stored(
+            BackfillStatus(
+                partitioning=fingerprint,
+                partitions=PartitionSets(
+                    succeeded=_text(ok),
+                    failed=_text(bad),
+                    running=_text(IndexSet.from_indices(running)),
+                ),
+                running=running_entries(running),
+                failures=failures or [],
+                start_time="2025-12-01T00:00:00Z",
+            )
         )
 
+    def ledger(ok: IndexSet, bad: IndexSet) -> dict[str, Any]:
+        return _stored(PartitionLedger(succeeded=_text(ok), failed=_text(bad)))
+
+    everything = IndexSet.from_range(0, PARTITIONS - 1)
     half = PARTITIONS // 2
     # Steady state: 0 .. half-51 succeeded, the next 50 running; 10 of those just finished.
     running = list(range(half - 50, half))
     steady_jobs = [
-        _observed(selection, i, JobState.SUCCEEDED if i < half - 40 else JobState.ACTIVE, t_hash)
-        for i in running
+        _observed(key, i, JobState.SUCCEEDED if i < half - 40 else JobState.ACTIVE) for i in running
     ]
+    active_only = [j for j in steady_jobs if j.state is JobState.ACTIVE]
     steady_ok = IndexSet.from_range(0, half - 51)
-    steady = status(steady_ok, IndexSet.parse(""), running)
 
     rng = random.Random(7)
     bad_1pct = IndexSet.from_indices(sorted(rng.sample(range(PARTITIONS), PARTITIONS // 100)))
-    ok_1pct = IndexSet.from_range(0, PARTITIONS - 1).difference(bad_1pct)
-    scattered = status(ok_1pct, bad_1pct, [])
-
     evens = IndexSet.from_indices(range(0, PARTITIONS, 2))
     odds = IndexSet.from_indices(range(1, PARTITIONS, 2))
-    worst = status(odds, evens, [])
+    coin = IndexSet.from_indices(i for i in range(PARTITIONS) if rng.random() < 0.5)
 
-    waiting = sorted(rng.sample(range(half - 50), 10_000))
-    retry_at = (NOW + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    retry_failures = [
-        FailedPartition(
-            key=selection.key(i),
-            index=i,
-            job=job_name(NAME, UID, i, selection.key(i), 1),
-            attempts=1,
-            message=FAILED_MESSAGE,
-            retry_at=retry_at,
-        )
-        for i in waiting
-    ]
-    retry_ok = IndexSet.from_range(0, half - 51).difference(IndexSet.from_indices(waiting))
-    retrying = status(retry_ok, IndexSet.parse(""), running, retry_failures)
-    active_only = [j for j in steady_jobs if j.state is JobState.ACTIVE]
+    def retries(count: int, spread_seconds: int, due: bool) -> tuple[dict[str, Any], IndexSet]:
+        waiting = sorted(rng.sample(range(half - 50), count))
+        base = NOW - timedelta(minutes=5) if due else NOW + timedelta(minutes=5)
+        failures = []
+        for i in waiting:
+            attempts = 1 if spread_seconds == 0 else rng.randint(1, 3)
+            at = base + timedelta(seconds=rng.randrange(spread_seconds) if spread_seconds else 0)
+            failures.append(
+                FailedPartition(
+                    key=key(i),
+                    index=i,
+                    job=job_name(NAME, UID, i, key(i), attempts),
+                    attempts=attempts,
+                    message=FAILED_MESSAGE,
+                    retry_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
+            )
+        ok = IndexSet.from_range(0, half - 51).difference(IndexSet.from_indices(waiting))
+        return status(ok, IndexSet(), running, failures), ok
 
-    def ledger(ok: IndexSet, bad: IndexSet) -> PartitionLedger:
-        return PartitionLedger(succeeded=str(ok), failed=str(bad))
-
-    return [
-        Scenario("first pass (empty status, no Jobs)", first, [], PartitionLedger(), spec),
+    retry_10k, retry_10k_ok = retries(10_000, 0, due=False)
+    retry_50k, retry_50k_ok = retries(50_000, 3_000, due=False)
+    due_50k, due_50k_ok = retries(50_000, 3_000, due=True)
+    cases = [
+        Scenario("first pass (empty status, no Jobs)", job, spec, {}, {}, [], short="first"),
         Scenario(
             "steady, half done, 50 Jobs (10 just finished)",
-            steady,
-            steady_jobs,
-            ledger(steady_ok, IndexSet.parse("")),
+            job,
             spec,
+            status(steady_ok, IndexSet(), running),
+            ledger(steady_ok, IndexSet()),
+            steady_jobs,
+            short="steady",
         ),
         Scenario(
             "all done, 1% failed at random",
-            scattered,
-            active_only,
-            ledger(ok_1pct, bad_1pct),
+            job,
             spec,
+            status(everything.difference(bad_1pct), bad_1pct, []),
+            ledger(everything.difference(bad_1pct), bad_1pct),
+            [],
+            short="1% failed",
         ),
-        Scenario("worst: all done, every other one failed", worst, [], ledger(odds, evens), spec),
         Scenario(
-            "10,000 failed partitions waiting to retry",
-            retrying,
-            active_only,
-            ledger(retry_ok, IndexSet.parse("")),
-            retry_spec,
+            "all done, every other one failed",
+            job,
+            spec,
+            status(odds, evens, []),
+            ledger(odds, evens),
+            [],
+            short="alternating",
         ),
+        Scenario(
+            "all done, 50/50 failed at random",
+            job,
+            spec,
+            status(everything.difference(coin), coin, []),
+            ledger(everything.difference(coin), coin),
+            [],
+            short="random 50/50",
+        ),
+        Scenario(
+            "10,000 waiting to retry (same time)",
+            job,
+            retry_spec,
+            retry_10k,
+            ledger(retry_10k_ok, IndexSet()),
+            active_only,
+            settle=True,
+            short="10k retries",
+        ),
+        Scenario(
+            "50,000 waiting to retry (3,000 times)",
+            job,
+            retry_spec,
+            retry_50k,
+            ledger(retry_50k_ok, IndexSet()),
+            active_only,
+            settle=True,
+            short="50k retries",
+        ),
+        Scenario(
+            "50,000 retries due (no free slot)",
+            job,
+            retry_spec,
+            due_50k,
+            ledger(due_50k_ok, IndexSet()),
+            active_only,
+            settle=True,
+            short="50k due",
+        ),
+        steps_scenario(rng),
     ]
+    return cases
+
+
+def steps_scenario(rng: random.Random) -> Scenario:
+    """3 independent steps x 333,333 partitions, each unit succeeded or failed at random."""
+    job = PartitionedJobSpec.model_validate(partitioned_job_body("x", STEPS)["spec"])
+    spec = _spec(STEPS_PARTITIONS)
+    space = planner.build_space(job, NOW)
+    everything = IndexSet.from_range(0, STEPS_PARTITIONS - 1)
+    steps: list[StepStatus] = []
+    entries: list[StepLedger] = []
+    roll_ok, roll_bad = everything, IndexSet()
+    for step in STEPS:
+        bad = IndexSet.from_indices(i for i in range(STEPS_PARTITIONS) if rng.random() < 0.5)
+        ok = everything.difference(bad)
+        steps.append(
+            StepStatus(name=step, partitions=PartitionSets(succeeded=_text(ok), failed=_text(bad)))
+        )
+        entries.append(StepLedger(name=step, succeeded=_text(ok), failed=_text(bad)))
+        roll_ok, roll_bad = roll_ok.intersection(ok), roll_bad.union(bad)
+    previous = BackfillStatus(
+        partitioning=space.fingerprint,
+        partitions=PartitionSets(succeeded=_text(roll_ok), failed=_text(roll_bad)),
+        steps=steps,
+        start_time="2025-12-01T00:00:00Z",
+    )
+    ledger = PartitionLedger(succeeded=_text(roll_ok), failed=_text(roll_bad), steps=entries)
+    return Scenario(
+        "3 steps x 333,333, 50/50 failed at random",
+        job,
+        spec,
+        _stored(previous),
+        _stored(ledger),
+        [],
+        settle=True,
+        short="3 steps random",
+    )
 
 
 @dataclass
 class PlanTiming:
     """Seconds per step of one pass and the sizes it produced."""
 
-    build_space: float
-    resolve: float
+    read: float
+    judge: float
     plan: float
     status: float
+    write: float
     status_bytes: int
     ledger_bytes: int
     launches: int
     phase: str
     payload: dict[str, Any]
+    ledger: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total(self) -> float:
-        """build_space + resolve_selection + plan + status."""
-        return self.build_space + self.resolve + self.plan + self.status
+        """read + judge + plan + status + write."""
+        return self.read + self.judge + self.plan + self.status + self.write
 
 
-def one_pass(job: PartitionedJobSpec, scenario: Scenario) -> PlanTiming:
-    """Time one planning pass, as ``Reconciler._reconcile`` runs it (selection not cached)."""
-    clock = time.perf_counter
-    t0 = clock()
-    space = planner.build_space(job, NOW)
-    t1 = clock()
-    selection = planner.resolve_selection(space, scenario.spec, scenario.previous)
-    t2 = clock()
-    job_view = planner.PartitionedJobView(
-        name="x",
-        spec=job,
-        status=PartitionedJobStatus(partitioning=space.fingerprint, ledger=scenario.ledger),
+def one_pass(scenario: Scenario, previous: dict[str, Any], ledger: dict[str, Any]) -> PlanTiming:
+    """Time one pass, as ``Reconciler._reconcile`` runs it (selection not cached)."""
+    clock_ = time.perf_counter
+    t0 = clock_()
+    status = BackfillStatus.model_validate(previous)
+    fingerprint = planner.build_space(scenario.job, NOW).fingerprint
+    job_status = PartitionedJobStatus.model_validate(
+        {"partitioning": fingerprint, "ledger": ledger}
     )
-    view = planner.BackfillView(
-        name=NAME,
-        namespace="bench",
-        uid=UID,
-        generation=1,
-        spec=scenario.spec,
-        status=scenario.previous,
-    )
-    # What planning.verdict.judge returns for this Backfill, from the space and selection above.
-    verdict = planner.Verdict(
-        view, job_view, space, selection, template_hash(job.job_template), invalid=None
-    )
+    t1 = clock_()
+    view = planner.BackfillView(NAME, "bench", UID, 1, scenario.spec, status)
+    job_view = planner.PartitionedJobView("x", scenario.job, job_status)
+    verdict = planner.judge(view, job_view, NOW)
+    t2 = clock_()
     decision = plan(verdict, scenario.jobs, NOW)
-    t3 = clock()
+    t3 = clock_()
     launched: list[LaunchRequest] = list(decision.launches)
     new_status = compose_status(verdict, decision.state, launched, NOW)
-    t4 = clock()
-    ledger = scenario.ledger
+    t4 = clock_()
+    payload = new_status.compacted().to_api()
+    merged = job_status.ledger
     if decision.ledger is not None:
-        ledger = decision.ledger.apply(job_view.status)
+        merged = decision.ledger.apply(job_status)
+    written_ledger = merged.compacted().to_api()
+    t5 = clock_()
     return PlanTiming(
-        build_space=t1 - t0,
-        resolve=t2 - t1,
+        read=t1 - t0,
+        judge=t2 - t1,
         plan=t3 - t2,
         status=t4 - t3,
-        status_bytes=compact(payload := new_status.to_api()),
-        ledger_bytes=compact(ledger.to_api()),
+        write=t5 - t4,
+        status_bytes=compact(payload),
+        ledger_bytes=compact(written_ledger),
         launches=len(decision.launches),
         phase=str(new_status.phase),
         payload=payload,
+        ledger=written_ledger,
     )
 
 
-def run_planning(repeat: int) -> list[tuple[str, PlanTiming]]:
+def run_planning(repeat: int) -> list[tuple[Scenario, PlanTiming]]:
     """Run (a): every scenario ``repeat`` times; keep the median by total time."""
-    job = PartitionedJobSpec.model_validate(partitioned_job_body("x")["spec"])
     started = time.perf_counter()
-    cases = scenarios(job)
+    cases = scenarios()
     say(f"   built the scenarios in {time.perf_counter() - started:.1f} s")
-    out: list[tuple[str, PlanTiming]] = []
+    out: list[tuple[Scenario, PlanTiming]] = []
     for case in cases:
+        previous, ledger = case.previous, case.ledger
+        if case.settle:
+            first = one_pass(case, previous, ledger)
+            previous = json.loads(json.dumps(first.payload))
+            ledger = json.loads(json.dumps(first.ledger))
         runs = []
         for _ in range(repeat):
             gc.collect()
-            runs.append(one_pass(job, case))
+            runs.append(one_pass(case, previous, ledger))
         runs.sort(key=lambda t: t.total)
         median = runs[len(runs) // 2]
-        out.append((case.name, median))
+        out.append((case, median))
         say(
-            f"   {case.name:46} {median.total:6.3f} s (space {median.build_space:.3f}, "
-            f"select {median.resolve:.3f}, plan {median.plan:.3f}, status {median.status:.3f}); "
-            f"status {median.status_bytes / KIB:8.1f} KiB, ledger {median.ledger_bytes / KIB:8.1f}"
-            f" KiB; {median.launches} launches; phase {median.phase}"
+            f"   {case.name:44} {median.total:6.3f} s (read {median.read:.3f}, judge "
+            f"{median.judge:.3f}, plan {median.plan:.3f}, status {median.status:.3f}, write "
+            f"{median.write:.3f}); status {median.status_bytes / KIB:7.1f} KiB, ledger "
+            f"{median.ledger_bytes / KIB:7.1f} KiB; {median.launches} launches; "
+            f"{median.phase}"
         )
+    return out
+
+
+# ------------------------------------------------------------- (c) the command line
+
+
+class _FakeApi:
+    """The reads ``status`` and ``plan`` make, answered from stored objects."""
+
+    namespace = "bench"
+
+    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.objects = objects
+
+    def find(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.objects.get((plural, name))
+
+    def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return self.objects[(plural, name)]
+
+    def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        return [body for (kind, _), body in self.objects.items() if kind == plural]
+
+    def list_jobs(self, selector: str) -> list[dict[str, Any]]:
+        return []
+
+
+def _session(objects: dict[tuple[str, str], dict[str, Any]], sink: io.StringIO) -> Session:
+    session = Session(
+        target=Target(),
+        out=Console(file=sink, width=120, color_system=None, soft_wrap=True),
+        err=Console(file=io.StringIO()),
+        interactive=False,
+        _client=_FakeApi(objects),  # type: ignore[arg-type]
+    )
+    session.write = sink.write  # type: ignore[method-assign]
+    return session
+
+
+def run_cli(
+    planning: list[tuple[Scenario, PlanTiming]], repeat: int
+) -> list[tuple[str, float, int]]:
+    """Run (c): (command, median seconds, output bytes) per command and state."""
+    clock.now = lambda: NOW  # type: ignore[assignment]
+    out: list[tuple[str, float, int]] = []
+    wanted = {"alternating", "random 50/50"}
+    for case, timing in planning:
+        if case.short not in wanted:
+            continue
+        pj = partitioned_job_body("x")
+        # An end right after the Backfill's last partition: the job's 1,000,000 complete
+        # partitions are the Backfill's, and `status pj/x` draws them all.
+        end = FIRST + timedelta(minutes=PARTITIONS)
+        pj["spec"]["partitions"]["schedule"]["end"] = f"{end:%Y-%m-%dT%H:%M:%S}Z"
+        job = PartitionedJobSpec.model_validate(pj["spec"])
+        fingerprint = planner.build_space(job, NOW).fingerprint
+        pj["metadata"].update(namespace="bench", generation=1)
+        pj["status"] = {"partitioning": fingerprint, "ledger": timing.ledger}
+        bf = backfill_body(NAME, "x")
+        bf["metadata"].update(namespace="bench", generation=1, uid=UID)
+        bf["status"] = json.loads(json.dumps(timing.payload))
+        objects = {("partitionedjobs", "x"): pj, ("backfills", NAME): bf}
+        spec = BackfillSpec.model_validate(
+            {**bf["spec"], "reprocess": "All"}  # every partition, whatever the ledger says
+        )
+        commands: list[tuple[str, Callable[[Session], object]]] = [
+            (
+                "status",
+                lambda s: status_command.status(s, NAME, watch=False, output="table", interval=1),
+            ),
+            (
+                "status -o json",
+                lambda s: status_command.status(s, NAME, watch=False, output="json", interval=1),
+            ),
+            ("plan -o json", lambda s, spec=spec: submit.plan(s, spec, "json")),
+            (
+                "status pj/x",
+                lambda s: job_status_command.job_status(
+                    s, "x", watch=False, output="table", interval=1
+                ),
+            ),
+        ]
+        for label, command in commands:
+            times = []
+            size = 0
+            for _ in range(repeat):
+                sink = io.StringIO()
+                session = _session(objects, sink)
+                gc.collect()
+                t0 = time.perf_counter()
+                command(session)
+                times.append(time.perf_counter() - t0)
+                size = len(sink.getvalue().encode())
+            times.sort()
+            name = f"{label} ({case.short})"
+            out.append((name, times[len(times) // 2], size))
+            say(f"   {name:36} {times[len(times) // 2]:6.3f} s; output {size / KIB:8.1f} KiB")
     return out
 
 
@@ -465,7 +711,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the (b) run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per (a) scenario")
-    parser.add_argument("--no-cluster", action="store_true", help="run (a) only")
+    parser.add_argument("--no-cluster", action="store_true", help="run (a) and (c) only")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args()
 
@@ -473,24 +719,68 @@ def main() -> int:
         f"== scale ({load_average()}): (a) planning one pass of a {PARTITIONS:,}-partition Backfill"
     )
     planning = run_planning(args.repeat)
+    say(f"== scale ({load_average()}): (c) the command line at {PARTITIONS:,} partitions")
+    cli = run_cli(planning, args.repeat)
+    # Every row is printed; the results file (make bench's summary) gets the goals' rows.
+    shown: list[Result] = []
     results: list[Result] = []
-    for name, timing in planning:
-        results.append(
-            Result(BENCH, f"planning: {name}", f"{timing.total:.3f} s", "< 2 s", timing.total < 2)
+    for case, timing in planning:
+        row = Result(
+            BENCH,
+            f"planning: {case.name}",
+            f"{timing.total:.3f} s",
+            "< 2 s",
+            timing.total < PLAN_GOAL_SECONDS,
         )
-    for name, timing in planning:
-        results.append(
+        shown.append(row)
+    for case, timing in planning:
+        shown.append(
             Result(
                 BENCH,
-                f"status size: {name}",
-                _fmt_kib(timing.status_bytes),
+                f"status / ledger size: {case.name}",
+                f"{_fmt_kib(timing.status_bytes)} / {_fmt_kib(timing.ledger_bytes)}",
                 "< 256 KiB",
-                timing.status_bytes < 256 * KIB,
+                max(timing.status_bytes, timing.ledger_bytes) < STATUS_GOAL_BYTES,
             )
         )
+    worst, worst_timing = max(planning, key=lambda p: p[1].status_bytes)
+    worst_ledger, worst_ledger_timing = max(planning, key=lambda p: p[1].ledger_bytes)
+    slowest, slowest_timing = max(planning, key=lambda p: p[1].total)
+    headline = [
+        Result(
+            BENCH,
+            f"status bytes for the worst pattern ({worst.short})",
+            _fmt_kib(worst_timing.status_bytes),
+            "< 256 KiB",
+            worst_timing.status_bytes < STATUS_GOAL_BYTES,
+        ),
+        Result(
+            BENCH,
+            f"ledger bytes for the worst pattern ({worst_ledger.short})",
+            _fmt_kib(worst_ledger_timing.ledger_bytes),
+            "< 256 KiB",
+            worst_ledger_timing.ledger_bytes < STATUS_GOAL_BYTES,
+        ),
+        Result(
+            BENCH,
+            f"planning pass at the slowest pattern ({slowest.short})",
+            f"{slowest_timing.total:.3f} s",
+            "< 2 s",
+            slowest_timing.total < PLAN_GOAL_SECONDS,
+        ),
+    ]
+    shown += headline
+    results += headline
+    for label, seconds, _ in cli:
+        row = Result(
+            BENCH, f"cli: {label}", f"{seconds:.3f} s", "< 2 s", seconds < CLI_GOAL_SECONDS
+        )
+        shown.append(row)
+        results.append(row)
     if not args.no_cluster:
         say(f"== scale (b): the operator on {PARTITIONS:,} partitions for {args.seconds:.0f} s")
-        big = [(name, t) for name, t in planning if t.status_bytes >= 256 * KIB]
+        big = [(case.name, t) for case, t in planning]
+        big = sorted(big, key=lambda p: -p[1].status_bytes)[:2]
         run = run_cluster(args.seconds, big)
         throughput = run["finished"] / run["window"]
         peak_mb = run["peak_rss_kib"] * 1024 / 1e6
@@ -517,7 +807,7 @@ def main() -> int:
             f"{_fmt_kib(run['ledger_bytes'])}"
         )
         say(f"   Backfill deleted (finalizer released) in {run['deleted_in']:.1f} s")
-        results += [
+        cluster_rows = [
             Result(BENCH, "cluster: time to first Job", f"{run['first_job'] * 1000:.0f} ms"),
             Result(BENCH, "cluster: throughput", f"{throughput:.1f} partitions/s"),
             Result(
@@ -531,13 +821,15 @@ def main() -> int:
                 run["status_bytes"] < 256 * KIB,
             ),
         ]
-        results += [
+        cluster_rows += [
             Result(BENCH, f"cluster: {size / KIB:.0f} KiB status ({name}) written", short)
             for name, size, short in run["probes"]
         ]
+        shown += cluster_rows
+        results += cluster_rows
     write_results(args.json, results)
     print()
-    print_results(results)
+    print_results(shown)
     return 0
 
 

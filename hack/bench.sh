@@ -40,9 +40,12 @@ echo
 python bench/bench_ui.py --json "$out/ui.json" || failed+=(ui)
 
 echo
+python bench/bench_many.py --json "$out/many.json" || failed+=(many)
+
+echo
 echo "== summary ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); goals from issue 3, docs/benchmarks.md)"
 python bench/common.py summary "$out/dispatch.json" "$out/scale.json" "$out/schedule.json" \
-  "$out/steps.json" "$out/ui.json"
+  "$out/steps.json" "$out/ui.json" "$out/many.json"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "bench: failed to run: ${failed[*]}" >&2

@@ -21,7 +21,9 @@ demo cluster may run at the same time), and stops at the end of the session, als
 and Ctrl-C. To reuse a running cluster instead, set ``BACKFILL_KUBECONFIG=<kubeconfig>``, or
 ``BACKFILL_USE_EXISTING_CLUSTER=1`` to use ``$KUBECONFIG``.
 
-Tests under ``tests/integration`` and ``tests/e2e`` get the ``integration`` / ``e2e`` marker.
+Tests under ``tests/integration`` and ``tests/e2e`` get the ``integration`` / ``e2e`` marker,
+those under ``tests/chaos`` ``integration``; the full chaos scenarios are also marked ``chaos``
+and left out of the default run like ``long`` (``make chaos`` runs them).
 """
 
 from __future__ import annotations
@@ -51,11 +53,13 @@ pytest_plugins = ["operator_support"]
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-_MARKERS = {"integration": "integration", "e2e": "e2e"}
+# tests/chaos runs on a control plane of its own (tests/chaos/conftest.py): integration too.
+_MARKERS = {"integration": "integration", "e2e": "e2e", "chaos": "integration"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test below tests/integration and tests/e2e with the marker of that name."""
+    """Mark every test below tests/integration and tests/e2e with the marker of that name, and
+    those below tests/chaos with ``integration`` (its full scenarios carry ``chaos`` too)."""
     tests_dir = Path(__file__).parent
     for item in items:
         try:

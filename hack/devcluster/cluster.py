@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -112,6 +113,9 @@ class Cluster:
     data directory, e.g. from another shell) or :meth:`attach` (any kubeconfig; :meth:`stop`
     is then a no-op). Usable as a context manager that stops the cluster on exit.
 
+    :meth:`kill_component` and :meth:`restart_component` crash one component and bring it
+    back on the same ports and data (the chaos tests).
+
     Attributes: ``kubeconfig`` (admin kubeconfig path), ``bin_dir`` (directory with kubectl
     and the other binaries), ``data_dir`` (None when attached), ``server`` (API URL, '' when
     unknown), ``ports`` (None when attached), ``timings`` (start-up phase -> seconds).
@@ -138,6 +142,7 @@ class Cluster:
         self.timings: dict[str, float] = {}
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._stopped = False
+        self._tie_to_parent = False
 
     # ----------------------------------------------------------------------------- builders
 
@@ -309,6 +314,7 @@ class Cluster:
     ) -> None:
         assert self.data_dir is not None
         root = self.data_dir
+        self._tie_to_parent = tie_to_parent
         timer = PhaseTimer(self.timings, timeout_seconds, say)
         deadline = timer.deadline
 
@@ -454,6 +460,100 @@ class Cluster:
             with contextlib.suppress(FileNotFoundError):
                 (self.data_dir / STATE_FILE).unlink()
         return killed
+
+    # ---------------------------------------------------------------------- crash and restart
+
+    def record(self, name: str) -> ProcessRecord:
+        """Return the record of component ``name`` (one of COMPONENTS) as it runs now.
+
+        Raises ClusterError for an attached cluster or a component this cluster never started.
+        """
+        if not self.owned:
+            raise ClusterError(f"{self!r} is attached: its processes are not ours")
+        for record in self.records:
+            if record.name == name:
+                return record
+        raise ClusterError(f"no component {name!r} in {self!r}")
+
+    def kill_component(self, name: str, *, timeout_seconds: float = 10.0) -> None:
+        """SIGKILL the process group of component ``name`` (a crash: no graceful shutdown) and
+        wait until it is gone. Its ports, data directory and log stay as they were, so
+        :meth:`restart_component` brings back the same component. A no-op when it is already
+        dead. Raises ClusterError (unknown name, attached cluster, still alive after
+        ``timeout_seconds``)."""
+        record = self.record(name)
+        if is_alive(record):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(record.pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout_seconds
+        child = self._children.get(record.pid)
+        while True:
+            if child is not None:
+                child.poll()  # reap it: a zombie would still count as alive to the kernel
+            if not is_alive(record):
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{name} (pid {record.pid}) survived SIGKILL")
+            time.sleep(0.05)
+
+    def restart_component(self, name: str, *, timeout_seconds: float = 60.0) -> float:
+        """Start component ``name`` again with the command line it was started with (same
+        ports, certificates and data directory; its log is appended to), killing it first if
+        it still runs, and wait until it answers its health check: etcd ``/health``,
+        kube-apiserver ``/readyz``, the others ``/healthz``.
+
+        Returns the seconds from the new process's start to its first healthy answer. The new
+        process dies with the caller when the cluster was started with ``tie_to_parent``.
+        Raises ClusterError (unknown name, attached cluster) or StartupError (with the tail of
+        its log) when it exits or ``timeout_seconds`` pass.
+        """
+        assert self.data_dir is not None
+        old = self.record(name)
+        self.kill_component(name)
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        proc, record = spawn(
+            name,
+            old.argv,
+            Path(old.log),
+            env=env,
+            port=old.port,
+            tie_to_parent=self._tie_to_parent,
+        )
+        self._children.pop(old.pid, None)
+        self._children[proc.pid] = proc
+        self.records[self.records.index(old)] = record
+        self._save_state(ready=False)
+        started = time.monotonic()
+        self._wait(
+            f"{name} to answer its health check after a restart",
+            lambda: self.component_healthy(name),
+            watch=[name],
+            deadline=started + timeout_seconds,
+        )
+        self._save_state(ready=True)
+        return time.monotonic() - started
+
+    def component_healthy(self, name: str) -> bool:
+        """True when component ``name`` runs and answers its health check (see
+        :meth:`restart_component`); raises ClusterError like :meth:`record`."""
+        if not is_alive(self.record(name)) or self.ports is None:
+            return False
+        ports = self.ports
+        if name == "etcd":
+            return probes.get(f"http://127.0.0.1:{ports.etcd_client}/health") == 200
+        if name == "kube-apiserver":
+            return self.api_ready()
+        urls = {
+            "kube-controller-manager": f"https://127.0.0.1:{ports.controller_manager}/healthz",
+            "kube-scheduler": f"https://127.0.0.1:{ports.scheduler}/healthz",
+            "kwok": f"http://127.0.0.1:{ports.kwok}/healthz",
+        }
+        context = probes.insecure_context() if urls[name].startswith("https") else None
+        return probes.get(urls[name], context=context) == 200
+
+    def unhealthy(self) -> list[str]:
+        """Names of the components that are dead or fail their health check, in start order."""
+        return [r.name for r in self.records if not self.component_healthy(r.name)]
 
     def wait_for_exit(self, poll_seconds: float = 0.5) -> ProcessRecord:
         """Block until one of the processes exits and return its record (``up --foreground``)."""

@@ -14,7 +14,9 @@ from .pki import Pki
 
 #: kube-controller-manager controllers that run. The first five are what the operator and its
 #: tests rely on; deployment and replicaset let a chart's Deployment become Available on KWOK;
-#: resourcequota keeps ResourceQuota usage current (it frees quota when Jobs are deleted).
+#: resourcequota keeps ResourceQuota usage current (it frees quota when Jobs are deleted);
+#: clusterrole-aggregation fills the aggregated ClusterRoles (the bootstrap admin, edit and
+#: view, with the chart's user roles in them); without it they have no rules at all.
 DEFAULT_CONTROLLERS = (
     "job-controller",
     "garbage-collector-controller",
@@ -24,6 +26,7 @@ DEFAULT_CONTROLLERS = (
     "deployment-controller",
     "replicaset-controller",
     "resourcequota-controller",
+    "clusterrole-aggregation-controller",
 )
 
 #: kube-apiserver admission plugins turned off. ServiceAccount: pods need no `default`

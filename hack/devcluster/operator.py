@@ -16,8 +16,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from .process import memory_kib
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,12 +56,31 @@ class OperatorProcess:
     ``<log_dir>/operator-<n>.log``. ``start`` returns once kopf's /healthz answers (raises
     RuntimeError with the log's tail if the process exits or 60 s pass). ``script`` runs that
     Python file instead of ``-m backfill_operator`` (same arguments), e.g. a profiling wrapper.
+
+    ``peering`` runs it as one replica of several (``--peering NAME --priority N`` instead of
+    ``--standalone``; the kopf.dev peering CRDs and the peering object must exist), with
+    ``POD_ID=<identity>`` naming it in the peering object (default: the log directory's name).
+    ``extra_args`` go after the others (e.g. ``["--peering-lifetime", "10"]``).
     """
 
-    def __init__(self, kubeconfig: Path, log_dir: Path, *, script: str | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_dir: Path,
+        *,
+        script: str | None = None,
+        peering: str | None = None,
+        priority: int | None = None,
+        identity: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_dir = log_dir
         self.script = script
+        self.peering = peering
+        self.priority = priority
+        self.identity = identity or log_dir.name
+        self.extra_args = list(extra_args)
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -92,18 +113,27 @@ class OperatorProcess:
                 p for p in (str(ROOT / "operator"), os.environ.get("PYTHONPATH")) if p
             ),
         }
+        if self.peering:
+            env["POD_ID"] = self.identity  # kopf's name for this replica in the peering object
+            mode = ["--peering", self.peering]
+            if self.priority is not None:
+                mode += ["--priority", str(self.priority)]
+        else:
+            env.pop("POD_ID", None)
+            mode = ["--standalone"]
         argv = [
             sys.executable,
             *([self.script] if self.script else ["-m", "backfill_operator"]),
             "run",
             "--all-namespaces",
-            "--standalone",
+            *mode,
             "--metrics-port",
             str(self.metrics_port),
             "--metrics-address",
             "127.0.0.1",
             "--liveness-port",
             str(self.liveness_port),
+            *self.extra_args,
         ]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
@@ -165,6 +195,23 @@ class OperatorProcess:
         """Start again unless running."""
         if not self.running():
             self.start()
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU seconds of the current run so far (from /proc; 0.0 when it is
+        gone). Read it before :meth:`stop`."""
+        if not self.running():
+            return 0.0
+        try:
+            raw = Path(f"/proc/{self.pid}/stat").read_text(encoding="utf-8")
+        except OSError:
+            return 0.0
+        fields = raw[raw.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_kib(self) -> tuple[int, int]:
+        """(current RSS, peak RSS) of the current run in KiB: ``VmRSS`` and ``VmHWM`` of
+        /proc/<pid>/status; (0, 0) when it is gone."""
+        return memory_kib(self.pid) if self.running() else (0, 0)
 
     def metrics(self) -> str:
         """Return the current exposition text."""

@@ -15,6 +15,23 @@ from .controller import handlers, kube, metrics
 from .controller.reconciler import Reconciler
 from .controller.runtime import Runtime
 
+#: Seconds a replica's keep-alive in the peering object stays valid (``--peering-lifetime``).
+#: A standby takes over once the active replica's last keep-alive is this old, so at most this
+#: long after the active one died (plus one pass); kopf's own default, 60, made that ~40 s.
+#: kopf refreshes the keep-alive every ``max(1, lifetime - randint(5, 10))`` seconds (its
+#: ``engines/peering.keepalive``), i.e. every 1 to 5 s at 10.
+DEFAULT_PEERING_LIFETIME = 10
+#: Below this kopf would still refresh once a second, leaving less than 4 s of slack for a
+#: keep-alive that is late (a slow apiserver) before a live replica looks dead to the others.
+MIN_PEERING_LIFETIME = 5
+
+
+def _peering_lifetime(text: str) -> int:
+    value = int(text)
+    if value < MIN_PEERING_LIFETIME:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_PEERING_LIFETIME} seconds")
+    return value
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backfill-operator", description=__doc__)
@@ -39,6 +56,17 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="kopf peering priority (default with --peering: random, so replicas differ)",
     )
+    run.add_argument(
+        "--peering-lifetime",
+        type=_peering_lifetime,
+        default=DEFAULT_PEERING_LIFETIME,
+        metavar="SECONDS",
+        help=(
+            "with --peering: how long a replica's keep-alive stays valid, so how long after "
+            f"the active replica died a standby takes over (default {DEFAULT_PEERING_LIFETIME}, "
+            f"at least {MIN_PEERING_LIFETIME})"
+        ),
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     crds = sub.add_parser("crds", help="print the CRDs (YAML)")
     crds.set_defaults(command="crds")
@@ -60,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     api = kube.load_client()
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
-    runtime = Runtime(Reconciler(kube.Kube(api), metrics.Metrics()))
+    runtime = Runtime(Reconciler(kube.Kube(api), metrics.Metrics(), background=True))
     assert handlers.backfill_worker is not None  # importing handlers registers them with kopf
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     priority = args.priority
@@ -68,8 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         # kopf pauses every replica whose peers share its priority; distinct priorities let
         # exactly one (the highest) run.
         priority = random.SystemRandom().randint(1, 2**31 - 1)
+    settings = kopf.OperatorSettings()
+    # The startup handler (controller/handlers.configure) sets the rest, on this same object.
+    settings.peering.lifetime = args.peering_lifetime
     asyncio.run(
         kopf.operator(
+            settings=settings,
             clusterwide=not args.namespace,
             namespaces=args.namespace,
             standalone=args.standalone or args.peering is None,

@@ -131,55 +131,115 @@ class Api:
 
 
 class JobRecorder:
-    """Watches the namespace's Jobs from before the test acts; records creations and the
-    largest number of Jobs active at once (finished or deleted Jobs are not active)."""
+    """Watches the namespace's Jobs and pods from before the test acts; records creations and
+    the largest number of Jobs holding a concurrency slot at once.
+
+    A Job holds a slot from its creation until its pod succeeded, it finished (``Complete`` or
+    ``Failed``) or it was deleted, whichever comes first (the operator refills a slot when the
+    pod succeeds: docs/usage.md). The two watches deliver in no common order, so the count is
+    replayed in the order of the events' resourceVersions: on this control plane (one etcd)
+    they are etcd revisions, one sequence across resources. ``max_active`` is therefore exact,
+    whichever watch the operator or this recorder heard first.
+    """
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
         self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.created: list[tuple[str, str, str]] = []  # (name, index, attempt)
-        self.active: set[str] = set()
-        self.max_active = 0
+        self.active: set[str] = set()  # Jobs not finished nor deleted (finishing included)
         self.events = 0
+        self._lock = threading.Lock()
+        # (resourceVersion, +1 / -1, Job name): slot taken / freed
+        self._slots: list[tuple[int, int, str]] = []
+        self._freed: set[str] = set()
         self._watch = watch.Watch()
+        self._pod_watch = watch.Watch()
         self._stopping = False
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Barrier(3)
+        self._threads = [
+            threading.Thread(target=self._run, args=(self._record,), daemon=True),
+            threading.Thread(target=self._run, args=(self._record_pods,), daemon=True),
+        ]
 
     def __enter__(self) -> JobRecorder:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         self._ready.wait(10)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stopping = True
         self._watch.stop()
+        self._pod_watch.stop()
 
-    def _run(self) -> None:
+    def _run(self, record: Any) -> None:
         try:
-            self._record()
+            record()
         except Exception:  # the watch outlives the test; the cluster may be gone by then
             if not self._stopping:
                 raise
 
-    def _record(self) -> None:
-        listed = self.batch.list_namespaced_job(self.namespace)
+    def _stream(self, watcher: watch.Watch, lister: Any, handle: Any) -> None:
+        listed = lister(self.namespace)
         version = listed.metadata.resource_version
-        self._ready.set()
+        for item in listed.items:
+            handle("ADDED", item)
+        self._ready.wait(10)
         # The apiserver ends a watch after timeoutSeconds: watch again from the last event seen,
         # so runs longer than that are recorded whole (a 410 Gone fails the test loudly).
         while not self._stopping:
-            for event in self._watch.stream(
-                self.batch.list_namespaced_job,
-                self.namespace,
-                resource_version=version,
-                timeout_seconds=300,
+            for event in watcher.stream(
+                lister, self.namespace, resource_version=version, timeout_seconds=300
             ):
-                self.handle(event["type"], event["object"])
+                handle(event["type"], event["object"])
                 version = event["object"].metadata.resource_version
 
+    def _record(self) -> None:
+        self._stream(self._watch, self.batch.list_namespaced_job, self._handle_job)
+
+    def _record_pods(self) -> None:
+        self._stream(self._pod_watch, self.core.list_namespaced_pod, self._handle_pod)
+
+    def _free(self, version: str, job: str) -> None:
+        if job not in self._freed:
+            self._freed.add(job)
+            self._slots.append((int(version), -1, job))
+
+    def _handle_job(self, event_type: str, job: Any) -> None:
+        with self._lock:
+            name = job.metadata.name
+            finished = any(
+                c.type in ("Complete", "Failed") and c.status == "True"
+                for c in (job.status.conditions or [])
+            )
+            if event_type == "ADDED" and name not in self.active and name not in self._freed:
+                self._slots.append((int(job.metadata.resource_version), 1, name))
+            if event_type == "DELETED" or finished:
+                self._free(job.metadata.resource_version, name)
+            self.handle(event_type, job)
+
+    def _handle_pod(self, event_type: str, pod: Any) -> None:
+        if pod.status.phase != "Succeeded":
+            return
+        with self._lock:
+            for ref in pod.metadata.owner_references or []:
+                if ref.controller and ref.kind == "Job":
+                    self._free(pod.metadata.resource_version, ref.name)
+
+    @property
+    def max_active(self) -> int:
+        """The most Jobs holding a slot at once (see the class doc), so far."""
+        with self._lock:
+            slots = sorted(self._slots)
+        most = held = 0
+        for _, change, _ in slots:
+            held += change
+            most = max(most, held)
+        return most
+
     def handle(self, event_type: str, job: Any) -> None:
-        """Record one watch event of a Job (subclasses record more)."""
+        """Record one watch event of a Job (subclasses record more; called under a lock)."""
         name = job.metadata.name
         self.events += 1
         if event_type == "ADDED":
@@ -199,7 +259,6 @@ class JobRecorder:
             self.active.discard(name)
         else:
             self.active.add(name)
-        self.max_active = max(self.max_active, len(self.active))
 
 
 @pytest.fixture

@@ -213,3 +213,37 @@ def test_event_shape() -> None:
     assert event["metadata"] == {"generateName": "b.", "namespace": "n"}
     assert len(event["message"]) == 1024
     assert event["lastTimestamp"] == "2024-01-01T00:00:00Z"
+
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@given(st.from_regex(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", fullmatch=True))
+def test_label_values_of_any_legal_name_are_valid_and_distinct(name: str) -> None:
+    value = naming.label_value(name)
+    assert len(value) <= 63 and LABEL_VALUE.fullmatch(value)
+    if len(name) <= 63:
+        assert value == name
+    else:
+        assert naming.label_value(name + "x") != value  # the hash tells long names apart
+
+
+def test_long_names_run_with_hashed_labels() -> None:
+    backfill, job = "b" * 120 + ".2024", "pj-" + "p" * 200
+    owner = Owner("data", backfill, OWNER.uid)
+    manifest = build_job(
+        owner=owner,
+        partitioned_job=job,
+        job_template=template(),
+        request=request(),
+        template_hash="abc",
+    )
+    meta, pod_meta = manifest["metadata"], manifest["spec"]["template"]["metadata"]
+    for found in (meta["labels"], pod_meta["labels"]):
+        assert found[naming.LABEL_BACKFILL] == naming.label_value(backfill) != backfill
+        assert found[naming.LABEL_PARTITIONED_JOB] == naming.label_value(job)
+        assert all(len(v) <= 63 for v in found.values())
+    assert DNS_LABEL.fullmatch(meta["name"]) and len(meta["name"]) <= 63
+    # the run's name comes back whole from the owner reference, not from the label
+    observed = observe_job(manifest, owner.uid)
+    assert observed is not None and observed.run == backfill and observed.owned

@@ -1,8 +1,9 @@
 """Static checks of the Helm chart, the dashboard and the alert rules (no cluster).
 
 The chart is rendered by the real `helm template` (the binary hack/setup.sh builds); the checks
-read the rendered objects: Pod Security "restricted", least-privilege RBAC, probes on kopf's
-/healthz, peering, monitoring objects, and that values.schema.json both covers values.yaml and
+read the rendered objects: Pod Security "restricted", least-privilege RBAC, the users'
+aggregated ClusterRoles (test_rbac.py asks the real authorizer), probes on kopf's /healthz,
+peering, monitoring objects, and that values.schema.json both covers values.yaml and
 makes helm reject bad values. The dashboard's and alerts' PromQL is cross-checked against the
 metric names the operator registers (which docs/design.md and docs/observability.md list), and
 promtool pins when the scheduled-runs alerts fire (test_prometheus.py evaluates all of it on a
@@ -44,6 +45,9 @@ NAMESPACED_GRANTS = {
         for v in ("get", "patch", "update")
     },
     *{("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")},
+    *{("", "pods", v) for v in ("list", "watch")},  # succeeded pods free slots
+    # blockOwnerDeletion on the Jobs' owner reference (OwnerReferencesPermissionEnforcement)
+    *{("backfill.dev", f"{r}/finalizers", "update") for r in ("backfills", "partitionedjobs")},
     *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
 }
 CRD_READ = {
@@ -51,6 +55,25 @@ CRD_READ = {
 }
 NAMESPACE_READ = {("", "namespaces", v) for v in ("get", "list", "watch")}
 PEERING_VERBS = ("get", "list", "watch", "patch", "create")
+
+#: The users' ClusterRoles (templates/user-roles.yaml) of release "rel": what each grants and
+#: the built-in ClusterRoles it is aggregated into. Status is read-only (the operator writes it).
+USER_KINDS = ("backfills", "partitionedjobs")
+READ_VERBS = ("get", "list", "watch")
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+USER_STATUS_READ = {("backfill.dev", f"{r}/status", v) for r in USER_KINDS for v in READ_VERBS}
+USER_ROLES = {
+    "rel-backfill-operator-edit": (
+        {("backfill.dev", r, v) for r in USER_KINDS for v in READ_VERBS + WRITE_VERBS}
+        | USER_STATUS_READ,
+        {"admin", "edit"},
+    ),
+    "rel-backfill-operator-view": (
+        {("backfill.dev", r, v) for r in USER_KINDS for v in READ_VERBS} | USER_STATUS_READ,
+        {"view"},
+    ),
+}
+AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-"
 
 
 def find_helm() -> Path | None:
@@ -106,6 +129,30 @@ def one(docs: list[Manifest], kind: str) -> Manifest:
     found = of_kind(docs, kind)
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
     return found[0]
+
+
+def operator_roles(docs: list[Manifest], kind: str = "ClusterRole") -> list[Manifest]:
+    """The operator's own roles of ``kind``: every one but the users' (USER_ROLES)."""
+    return [d for d in of_kind(docs, kind) if d["metadata"]["name"] not in USER_ROLES]
+
+
+def user_roles(docs: list[Manifest]) -> dict[str, Manifest]:
+    """The users' ClusterRoles by name."""
+    return {
+        d["metadata"]["name"]: d
+        for d in of_kind(docs, "ClusterRole")
+        if d["metadata"]["name"] in USER_ROLES
+    }
+
+
+def aggregated_into(role: Manifest) -> set[str]:
+    """The built-in ClusterRoles (admin, edit, view) whose aggregation labels ``role`` has."""
+    labels = role["metadata"].get("labels", {})
+    return {
+        key.removeprefix(AGGREGATE_LABEL)
+        for key, value in labels.items()
+        if key.startswith(AGGREGATE_LABEL) and value == "true"
+    }
 
 
 def grants(role: Manifest) -> set[tuple[str, str, str]]:
@@ -199,15 +246,17 @@ def test_rbac_has_no_wildcards_secrets_or_escalation(rendered: list[Manifest]) -
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], (role["metadata"]["name"], rule)
             assert not {"secrets", "serviceaccounts/token"} & set(rule["resources"])
-            assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
             assert not any(r.endswith("/exec") for r in rule["resources"])
+            if role["metadata"]["name"] not in USER_ROLES:  # a user may delete a collection
+                assert "deletecollection" not in rule["verbs"]
 
 
 def test_all_namespaces_mode_grants_exactly_what_the_operator_uses(
     helm_env: dict[str, str],
 ) -> None:
     docs = render(helm_env)
-    (role,) = of_kind(docs, "ClusterRole")
+    (role,) = operator_roles(docs)
     assert grants(role) == NAMESPACED_GRANTS | CRD_READ | {
         ("kopf.dev", "clusterkopfpeerings", v) for v in PEERING_VERBS
     }
@@ -226,7 +275,7 @@ def test_namespaced_mode_keeps_working_rights_inside_the_listed_namespaces(
     helm_env: dict[str, str],
 ) -> None:
     docs = render(helm_env, *VARIANTS["namespaced"])
-    (cluster_role,) = of_kind(docs, "ClusterRole")
+    (cluster_role,) = operator_roles(docs)
     assert grants(cluster_role) == CRD_READ | NAMESPACE_READ  # reads only, at cluster scope
     roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")}
     assert set(roles) == {"team-a", "team-b"}
@@ -251,6 +300,38 @@ def test_namespaced_mode_keeps_working_rights_inside_the_listed_namespaces(
     assert not of_kind(docs, "ClusterKopfPeering")
 
 
+# ------------------------------------------------------------------------------ user roles
+
+
+def test_user_roles_grant_backfills_where_the_builtin_roles_grant_jobs(
+    rendered: list[Manifest],
+) -> None:
+    """In every mode: -edit joins admin and edit (which create Jobs), -view joins view."""
+    roles = user_roles(rendered)
+    assert set(roles) == set(USER_ROLES)
+    for name, (expected, builtin) in USER_ROLES.items():
+        assert grants(roles[name]) == expected, name
+        assert aggregated_into(roles[name]) == builtin, name
+        assert "aggregationRule" not in roles[name]  # a source of rules, not an aggregate
+        assert roles[name]["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
+    assert not any(b["roleRef"]["name"] in USER_ROLES for b in of_kind(rendered, "RoleBinding"))
+    assert not any(
+        b["roleRef"]["name"] in USER_ROLES for b in of_kind(rendered, "ClusterRoleBinding")
+    )
+
+
+def test_user_roles_values_turn_them_or_their_aggregation_off(helm_env: dict[str, str]) -> None:
+    unlabelled = user_roles(render(helm_env, "rbac.userRoles.aggregate=false"))
+    assert set(unlabelled) == set(USER_ROLES)
+    for name, role in unlabelled.items():
+        assert grants(role) == USER_ROLES[name][0]
+        assert aggregated_into(role) == set()
+    off = render(helm_env, "rbac.userRoles.create=false")
+    assert not user_roles(off)
+    assert len(operator_roles(off)) == 1  # the operator keeps its own
+    assert not of_kind(render(helm_env, "rbac.create=false"), "ClusterRole")  # no RBAC at all
+
+
 # ---------------------------------------------------------------------------------- peering
 
 
@@ -271,6 +352,30 @@ def test_peering_object_matches_the_flag(helm_env: dict[str, str]) -> None:
     assert {c["spec"]["names"]["kind"] for c in crds} == {"ClusterKopfPeering", "KopfPeering"}
 
 
+def test_peering_lifetime_is_passed_and_matches_the_operator_default(
+    helm_env: dict[str, str],
+) -> None:
+    """peering.lifetimeSeconds becomes --peering-lifetime; its default is the operator's own
+    (tests/chaos/test_peering.py measures takeover with it)."""
+    from backfill_operator.__main__ import DEFAULT_PEERING_LIFETIME, MIN_PEERING_LIFETIME
+
+    def args_of(*values: str) -> list[str]:
+        deployment = one(render(helm_env, *values), "Deployment")
+        args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["peering"]["lifetimeSeconds"] == DEFAULT_PEERING_LIFETIME
+    args = args_of()
+    assert args[args.index("--peering-lifetime") + 1] == str(DEFAULT_PEERING_LIFETIME)
+    args = args_of("peering.lifetimeSeconds=30")
+    assert args[args.index("--peering-lifetime") + 1] == "30"
+    assert "--peering-lifetime" not in args_of(*VARIANTS["standalone"])
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    lifetime = schema["properties"]["peering"]["properties"]["lifetimeSeconds"]
+    assert lifetime["minimum"] == MIN_PEERING_LIFETIME
+
+
 def test_standalone_runs_one_replica_and_never_two_at_once(helm_env: dict[str, str]) -> None:
     docs = render(helm_env, *VARIANTS["standalone"])
     deployment = one(docs, "Deployment")
@@ -278,7 +383,8 @@ def test_standalone_runs_one_replica_and_never_two_at_once(helm_env: dict[str, s
     assert "--standalone" in args and "--peering" not in args
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert not of_kind(docs, "ClusterKopfPeering") and not of_kind(docs, "KopfPeering")
-    assert not any(g[0] == "kopf.dev" for g in grants(one(docs, "ClusterRole")))
+    (role,) = operator_roles(docs)
+    assert not any(g[0] == "kopf.dev" for g in grants(role))
 
 
 # ------------------------------------------------------------------------------- monitoring
@@ -367,6 +473,9 @@ def test_values_schema_is_draft7_and_covers_values_yaml() -> None:
         ("metrics.port=70000", "port"),
         ("peering.enabled=false,replicaCount=2", "replicaCount"),
         ("metrics.serviceMonitor.interval=soon", "interval"),
+        ("rbac.userRoles.aggregate=yes", "aggregate"),
+        ("rbac.userRoles.bindTo=alice", "bindTo"),
+        ("peering.lifetimeSeconds=3", "lifetimeSeconds"),
     ],
 )
 def test_schema_makes_helm_reject_bad_values(
@@ -411,7 +520,7 @@ def _known_metrics() -> set[str]:
 
 def _metric_names(expr: str) -> set[str]:
     names = set(re.findall(r"\b(backfill_[a-z_]+)\b", expr))
-    return {re.sub(r"_(bucket|count|sum)$", "", n) if "duration" in n else n for n in names}
+    return {re.sub(r"_(bucket|count|sum)$", "", n) if "_seconds_" in n else n for n in names}
 
 
 def _dashboard_targets() -> list[tuple[str, dict[str, Any]]]:
@@ -459,7 +568,7 @@ def test_dashboard_structure() -> None:
 
 def test_dashboard_queries_use_operator_metrics_and_variables() -> None:
     known = _known_metrics()
-    assert len(known) == 20
+    assert len(known) == 21
     used: set[str] = set()
     for title, target in _dashboard_targets():
         expr = target["expr"]
@@ -468,7 +577,7 @@ def test_dashboard_queries_use_operator_metrics_and_variables() -> None:
         used |= names
         variables = set(re.findall(r"\$\{?(\w+)", expr))
         assert variables <= {"namespace", "backfill", "__rate_interval", "__range"}, title
-        if "backfill_reconcile_duration" not in expr:  # the one operator-wide histogram
+        if "backfill_reconcile_" not in expr:  # the operator-wide histograms
             assert "$namespace" in expr and "$backfill" in expr, title
     assert used == known, f"metrics without a panel: {known - used}"
 

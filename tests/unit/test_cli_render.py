@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from backfill_operator.api.model import (
     PartitionedJobStatus,
     PartitionLedger,
     Reprocess,
+    RetryGroup,
     ScheduledRuns,
     ScheduleStatus,
     Waiting,
@@ -37,6 +39,7 @@ from backfill_operator.cli.commands import job_status, manage, specs
 from backfill_operator.cli.commands import missing as missing_command
 from backfill_operator.cli.commands.session import Session
 from backfill_operator.cli.errors import CliError
+from backfill_operator.cli.render.views import grid_sets
 from backfill_operator.planning import ledger, naming
 from backfill_operator.planning.observed import observe_job
 from backfill_operator.planning.ranges import IndexSet
@@ -124,7 +127,9 @@ def test_derived_name_keeps_the_suffix() -> None:
         ("-lead", "not a valid Backfill name"),
         ("trail-", "not a valid Backfill name"),
         ("under_score", "not a valid Backfill name"),
-        ("x" * 64, "at most 63"),
+        ("x" * 64, None),  # any legal object name (the Jobs' labels hash long ones)
+        ("x" * 253, None),
+        ("x" * 254, "at most 253"),
     ],
 )
 def test_name_problem(name: str, problem: str | None) -> None:
@@ -1687,3 +1692,148 @@ def test_suspend_of_a_job_without_runs_is_a_clear_error() -> None:
     with pytest.raises(CliError, match="has no scheduled runs"):
         manage.set_suspend(fake_session(client), "pj/sales", True)
     assert client.patches == []
+
+
+# ------------------------------------------------- issue 13: the command line at 1,000,000
+
+
+def million_view(failed: IndexSet, **status: Any) -> render.StatusView:
+    """A finished Backfill of 1,000,000 minutely partitions with these failures, as stored."""
+    everything = IndexSet.from_range(0, 999_999)
+    ok = everything.difference(failed)
+    spec = backfill_spec(range={"from": "2023-01-01T00:00", "to": "2024-11-25T10:39"})
+    stored = BackfillStatus.model_validate(
+        {
+            "phase": "Failed",
+            "selection": {"first": "2023-01-01T00:00", "last": "2024-11-25T10:39", "count": 10**6},
+            "counts": {"total": 10**6, "succeeded": len(ok), "failed": len(failed)},
+            "partitions": {"succeeded": ok.stored(), "failed": failed.stored()},
+            "startTime": "2024-10-01T00:00:00Z",
+            "completionTime": "2024-10-31T00:00:00Z",
+            **status,
+        }
+    ).compacted()
+    status_model = BackfillStatus.model_validate(json.loads(json.dumps(stored.to_api())))
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    return render.StatusView(
+        name="big",
+        namespace="ns",
+        job="minutely",
+        spec=spec,
+        status=status_model,
+        grid=render.GridData(
+            everything, lambda p: f"{start + timedelta(minutes=p):%Y-%m-%dT%H:%M}"
+        ),
+    )
+
+
+def test_status_document_of_a_million_partitions_is_exact_and_bounded() -> None:
+    rng = random.Random(4)
+    patterns = {
+        "every other": IndexSet.from_indices(range(0, 10**6, 2)),
+        "random": IndexSet.from_indices(i for i in range(10**6) if rng.random() < 0.5),
+    }
+    for name, failed in patterns.items():
+        doc = documents.status_document(million_view(failed), NOW)
+        assert doc["counts"]["failed"] == len(failed) and doc["counts"]["total"] == 10**6
+        assert doc["progress"] == {"done": 10**6, "total": 10**6, "percent": 100.0}
+        assert IndexSet.parse(doc["partitions"]["failed"]) == failed, name
+        assert (
+            doc["partitions"]["succeeded"]
+            == IndexSet.from_range(0, 999_999).difference(failed).stored()
+        )
+        # Every set decodes alone (no relative forms): about 1 bit per partition per set.
+        assert len(json.dumps(doc)) < 2 * 10**6 // 8 * 4 // 3 + 10_000, name
+
+
+def test_grid_of_a_million_scattered_failures_summarises_each_cell() -> None:
+    """2,000 cells of 500 partitions: a cell with a failure is drawn failed (the worst state)."""
+    failed = IndexSet.from_indices(range(0, 500_000, 2))  # every other one in the first half
+    view = million_view(failed)
+    sets = grid_sets(view.status.partitions)
+    assert sets["failed"] == failed
+    cells, size = render.grid_cells(IndexSet.from_range(0, 999_999), sets, 2000)
+    assert size == 500 and len(cells) == 2000
+    assert {c.state for c in cells[:1000]} == {"failed"}
+    assert {c.state for c in cells[1000:]} == {"succeeded"}
+    out = text_of(render.render_status(view, NOW, 120, color=False), width=120)
+    rows = [line for line in out.splitlines() if line.startswith("20")]
+    assert len(rows) == 20 and "(one cell = 500 partitions)" in out
+    assert rows[0].endswith("X" * 100) and rows[-1].endswith("#" * 100)
+
+
+def test_failures_block_counts_what_it_does_not_list() -> None:
+    view = million_view(
+        IndexSet.from_indices(range(0, 10**6, 2)),
+        failures=[
+            {"key": "2024-11-25T10:38", "index": 999_998, "job": "j", "attempts": 1},
+        ],
+        failuresOmitted=499_999,
+    )
+    out = text_of(render.render_status(view, NOW, 120, color=False), width=120)
+    assert "Failures (500000)" in out and "… and 499999 more" in out
+    assert documents.status_document(view, NOW)["failuresOmitted"] == 499_999
+
+
+def test_follow_line_counts_retries_of_every_group() -> None:
+    view = status_view()
+    retrying = view.status.model_copy(
+        update={
+            "failures": [],
+            "retries": [
+                RetryGroup(attempts=1, retry_at="2024-11-01T12:01:00Z", partitions="6-8"),
+                RetryGroup(attempts=2, retry_at="2024-11-01T12:02:00Z", partitions="4,9"),
+            ],
+        }
+    )
+    line = render.follow_line(render.StatusView("b1", "ns", "sales", view.spec, retrying), NOW)
+    assert "(4 waiting to retry)" in line  # 4 is running its retry
+    doc = documents.status_document(
+        render.StatusView("b1", "ns", "sales", view.spec, retrying), NOW
+    )
+    assert doc["retries"][1] == {
+        "attempts": 2,
+        "retryAt": "2024-11-01T12:02:00Z",
+        "partitions": "4,9",
+    }
+
+
+def test_plan_document_of_a_million_partitions_lists_a_bounded_head() -> None:
+    job = PartitionedJobSpec.model_validate(
+        {
+            "partitions": {"schedule": {"cron": "* * * * *", "start": "2022-11-01"}},
+            "jobTemplate": TEMPLATE,
+        }
+    )
+    spec = backfill_spec(
+        range={"from": "2022-11-01T00:00", "to": "2024-09-25T10:39"}, order="NewestFirst"
+    )
+    fingerprint = build_space(job, NOW).fingerprint
+    odd = IndexSet.from_indices(range(1, 10**6, 2))
+    status = PartitionedJobStatus(
+        partitioning=fingerprint, ledger=PartitionLedger(succeeded=odd.stored())
+    )
+    preview = preview_of(job, status, spec, NOW)  # reprocess Missing: every other one runs
+    doc = documents.plan_document(
+        job="minutely", namespace="ns", description="minutely", preview=preview, spec=spec
+    )
+    assert doc["count"] == 500_000 and doc["selection"]["count"] == 10**6
+    assert len(doc["partitions"]) == documents.PLAN_DOCUMENT_PARTITIONS
+    assert doc["partitionsOmitted"] == 500_000 - documents.PLAN_DOCUMENT_PARTITIONS
+    assert [p["index"] for p in doc["partitions"][:2]] == [999_998, 999_996]  # launch order
+    assert doc["partitions"][0]["key"] == "2024-09-25T10:38"
+    assert IndexSet.parse(doc["indices"]) == IndexSet.from_indices(range(0, 10**6, 2))
+    assert doc["skipped"]["count"] == 500_000
+    assert IndexSet.parse(doc["skipped"]["indices"]) == odd
+    assert len(doc["skipped"]["partitions"]) == documents.PLAN_DOCUMENT_PARTITIONS
+    assert len(json.dumps(doc)) < 2 * 1024 * 1024
+    few = backfill_spec(range={"from": "2022-11-01T00:00", "to": "2022-11-01T00:09"})
+    small = documents.plan_document(
+        job="minutely",
+        namespace="ns",
+        description="minutely",
+        preview=preview_of(job, PartitionedJobStatus(), few, NOW),
+        spec=few,
+    )
+    assert len(small["partitions"]) == 10 and small["partitionsOmitted"] == 0
+    assert small["indices"] == "0-9" and small["skipped"]["indices"] == ""

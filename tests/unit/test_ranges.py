@@ -5,11 +5,15 @@ from __future__ import annotations
 import copy
 import itertools
 import pickle
+import random
+from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyroaring import BitMap
 
+from backfill_operator.api import sets
 from backfill_operator.planning.ranges import MAX_INDEX, IndexSet
 
 small_sets = st.sets(st.integers(min_value=0, max_value=200), max_size=60)
@@ -154,3 +158,122 @@ def test_million_indices_fast_paths() -> None:
     assert list(itertools.islice(iter(pending), 3)) == [500_001, 500_003, 500_005]
     back = full.difference(odds).iter_descending()
     assert list(itertools.islice(back, 2)) == [999_998, 999_996]
+
+
+# ------------------------------------------------------- representations and stored forms
+# A set is held as intervals (parsed text, small sets) or as a bitmap (decoded, built from many
+# indices, results of the algebra of large sets): every operation must agree across both.
+
+_big_runs = st.lists(
+    st.tuples(st.integers(0, 100_000), st.integers(0, 300)), min_size=70, max_size=200
+)
+big_sets = st.one_of(
+    st.sets(st.integers(min_value=0, max_value=20_000), min_size=65, max_size=400),
+    _big_runs.map(lambda rs: {i for lo, n in rs for i in range(lo, lo + n)}),
+)
+either = st.one_of(any_set, big_sets)
+
+
+def both_forms(members: set[int]) -> tuple[IndexSet, IndexSet]:
+    """The same set as intervals (parsed from its text) and as a bitmap (decoded)."""
+    text = IndexSet.parse(canonical(members))
+    bitmap = IndexSet.parse(sets.encode_bitmap(BitMap(members)))
+    return text, bitmap
+
+
+@settings(max_examples=60, deadline=None)
+@given(either, either)
+def test_algebra_agrees_across_representations(a: set[int], b: set[int]) -> None:
+    for x in both_forms(a):
+        for y in both_forms(b):
+            assert set(x.union(y)) == a | b
+            assert set(x.intersection(y)) == a & b
+            assert set(x.difference(y)) == a - b
+            assert x.union(y) == IndexSet.from_indices(a | b)
+            assert hash(x.difference(y)) == hash(IndexSet.from_indices(a - b))
+    x, y = both_forms(a)
+    assert x == y and hash(x) == hash(y) and x.format() == y.format() == canonical(a)
+    assert list(y) == sorted(a) and list(y.iter_descending()) == sorted(a, reverse=True)
+    assert len(y) == len(a) and y.interval_count() == x.interval_count()
+    if a:
+        ordered = sorted(a)
+        for pos in range(0, len(ordered), max(1, len(ordered) // 7)):
+            assert y.nth(pos) == ordered[pos] and y.rank(ordered[pos]) == pos
+        assert y.rank(ordered[-1] + 1) == len(ordered) and y.nth(-1) == ordered[-1]
+        lo, hi = ordered[len(ordered) // 3], ordered[-1] + 5
+        assert set(y.clip(lo, hi)) == {v for v in a if lo <= v <= hi}
+        assert set(y.shift(-lo)) == {v - lo for v in a if v >= lo}
+        assert set(y.shift(7)) == {v + 7 for v in a}
+
+
+@settings(max_examples=60, deadline=None)
+@given(either)
+def test_stored_form_round_trips_and_is_deterministic(members: set[int]) -> None:
+    s = IndexSet.from_indices(members)
+    stored = s.stored()
+    assert IndexSet.parse(stored) == s
+    assert IndexSet.parse(canonical(members)).stored() == stored  # whatever the representation
+    text = canonical(members)
+    if len(text) <= sets.TEXT_LIMIT:
+        assert stored == text  # short sets stay readable
+    else:
+        assert len(stored) <= len(text)
+    assert pickle.loads(pickle.dumps(s)) == s
+
+
+def test_scattered_million_is_stored_small_and_contiguous_stays_text() -> None:
+    evens = IndexSet.from_indices(range(0, 1_000_000, 2))
+    assert evens.stored().startswith("~") and len(evens.stored()) < 1_000
+    assert IndexSet.parse(evens.stored()) == evens
+    assert IndexSet.from_range(0, 999_999).stored() == "0-999999"
+    assert IndexSet.parse("1,3-5,7").stored() == "1,3-5,7"
+    huge = IndexSet.from_indices([2**40 + 2 * i for i in range(2_000)])  # beyond a bitmap
+    assert huge.stored() == huge.format()
+
+
+@pytest.mark.parametrize("text", ["~", "~not base64!", "~AAAA", "^0-9", "^0-9~AAAA"])
+def test_parse_rejects_bad_and_unresolved_forms(text: str) -> None:
+    with pytest.raises(ValueError):
+        IndexSet.parse(text)
+
+
+# ------------------------------------------------------------- relative sets of a group
+
+
+disjoint_groups = st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=0, max_size=3_000).map(
+    lambda labels: {name: {i for i, x in enumerate(labels) if x == name} for name in "abc"}
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(disjoint_groups, st.sets(st.integers(0, 3_500), max_size=300))
+def test_relative_sets_resolve_to_the_stored_sets(
+    group: dict[str, set[int]], extra: set[int]
+) -> None:
+    """``relate`` writes one set relative to the others (and the extra sets), ``resolve_relative``
+    gives back exactly the stored form the writer had: whatever the sets, exact."""
+    extra_set = IndexSet.from_indices(extra).difference(
+        IndexSet.from_indices(set().union(*group.values()))
+    )
+    stored = {name: IndexSet.from_indices(members).stored() for name, members in group.items()}
+    with mock.patch.object(sets, "RELATIVE_MIN_SAVING", -(10**9)):  # always write one relative
+        written = sets.relate(stored, stored, [extra_set.stored()])
+    relative = [name for name, value in written.items() if value.startswith("^")]
+    assert len(relative) <= 1
+    assert relative or not any(v.startswith("~") for v in stored.values())
+    for name in relative:
+        others = {k: v for k, v in written.items() if k != name}
+        others["\0"] = extra_set.stored()
+        assert sets.resolve_relative(written[name], others) == stored[name]
+
+
+def test_random_outcomes_write_one_set_relative() -> None:
+    rng = random.Random(3)
+    ok = IndexSet.from_indices(i for i in range(1_000_000) if rng.random() < 0.5)
+    bad = IndexSet.from_range(0, 999_999).difference(ok)
+    stored = {"succeeded": ok.stored(), "failed": bad.stored()}
+    written = sets.relate(stored, stored)
+    assert sorted(v[0] for v in written.values()) == ["^", "~"]
+    short = next(v for v in written.values() if v.startswith("^"))
+    assert "~" not in short  # "the rest" of its span: nothing toggled
+    assert sum(len(v) for v in written.values()) < 180_000  # about 1 bit per partition

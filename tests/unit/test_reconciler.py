@@ -137,7 +137,9 @@ class FakeApi:
 
     def dry_run_job(self, manifest: dict[str, Any]) -> str | None:
         self._enter("dry-run")
-        return None
+        return self.refusal
+
+    refusal: str | None = None  # what a server-side dry run answers
 
     def delete_job(self, namespace: str, name: str) -> None:
         self._enter(f"delete job {name}")
@@ -357,7 +359,7 @@ def test_unreadable_spec_is_invalid_and_touches_nothing(world: Any) -> None:
     api, rec = setup(world, ["a"], concurrency="many")
     rec.reconcile(NS, "bf")
     assert api.status()["phase"] == "Invalid"
-    assert api.creations == [] and "list jobs" not in api.calls
+    assert api.creations == []  # (its Jobs are listed while it is judged: a read only)
     assert effects(api) == ["status backfills", "event InvalidSelection"]
 
 
@@ -521,3 +523,23 @@ def test_a_run_waiting_on_a_lock_is_woken_when_the_holder_records_its_outcome(
     assert "bf2" in rec.reconcile(NS, "bf").wake  # bf recorded its outcomes: bf2 looks again
     assert rec.reconcile(NS, "bf2").requeue_after_seconds is None  # skipped: nothing waits
     assert api.status(BACKFILLS, "bf2")["phase"] == "Succeeded"
+
+
+def test_partitioned_job_with_a_refused_template_says_so_itself(world: Any) -> None:
+    api, rec = world
+    api.refusal = 'Job.batch "dry-run-" is invalid: spec.template.spec.containers: Required value'
+    api.put(PARTITIONED_JOBS, partitioned_job(["a", "b"]))
+    rec.reconcile_partitioned_job(NS, "pj")
+    status = api.status(PARTITIONED_JOBS, "pj")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "False"
+    assert conditions["Stalled"]["status"] == "True"
+    assert conditions["Stalled"]["reason"] == "InvalidJobTemplate"
+    assert "containers: Required value" in conditions["Stalled"]["message"]
+    assert status["partitioning"]  # the numbering stands: only the template is refused
+    assert [e["reason"] for e in api.events] == ["InvalidJobTemplate"]
+    rec.reconcile_partitioned_job(NS, "pj")
+    assert api.calls.count("dry-run") == 1  # once per template, not per pass
+    api.put(BACKFILLS, backfill())
+    rec.reconcile(NS, "bf")
+    assert api.status()["phase"] == "Invalid" and api.creations == []

@@ -124,15 +124,28 @@ class Cluster:
             del self.jobs[name]
         return decision
 
+    def holding(self, run: Run | None = None) -> list[SimJob]:
+        """Jobs that count against limits: active, pod not succeeded yet (not finishing)."""
+        return [
+            j
+            for j in self.jobs.values()
+            if j.job.holds_slot and (run is None or j.owner_uid == run.uid)
+        ]
+
     def check_lock_and_limits(self) -> None:
         active = [self.jobs[n] for n in self.active()]
-        indices = [j.job.index for j in active]
+        indices = [j.job.index for j in active]  # finishing Jobs still hold their partition
         assert len(indices) == len(set(indices)), "two active Jobs of one partition"
+        holding = self.holding()
         if self.job.concurrency is not None:
-            assert len(active) <= self.job.concurrency, "above the job-wide limit"
+            assert len(holding) <= self.job.concurrency, "above the job-wide limit"
         for run in self.runs:
-            assert len(self.active(run)) <= run.spec.concurrency, "above a Backfill's limit"
-        self.max_active = max(self.max_active, len(active))
+            assert len(self.holding(run)) <= run.spec.concurrency, "above a Backfill's limit"
+        self.max_active = max(self.max_active, len(holding))
+
+    def pod_succeeded(self, name: str) -> None:
+        sim = self.jobs[name]
+        self.jobs[name] = SimJob(replace(sim.job, finishing=True), sim.owner_uid)
 
     def finish(self, name: str, ok: bool) -> None:
         sim = self.jobs[name]
@@ -178,9 +191,13 @@ def drive(
         if all(done(r) for r in cluster.runs):
             return
         for name in cluster.active():
-            if rng.random() < finish_rate:
-                job = cluster.jobs[name].job
-                cluster.finish(name, ok=job.attempt > fails.get(job.index, 0))
+            job = cluster.jobs[name].job
+            ok = job.attempt > fails.get(job.index, 0)
+            draw = rng.random()
+            if ok and not job.finishing and draw < finish_rate * 0.6:
+                cluster.pod_succeeded(name)  # its Complete condition comes in a later pass
+            elif draw < finish_rate:
+                cluster.finish(name, ok=ok)
         cluster.now += timedelta(seconds=1)
     pytest.fail("the Backfills never all finished (deadlock or starvation)")
 

@@ -521,7 +521,7 @@ def test_parse_launch_ignores_neighbours_without_steps(extra: dict[str, Any]) ->
         ({"positions": "0", "name": 5}, "name must be text"),
         ({"positions": "0", "name": "Bad_Name"}, "name: "),
         ({"positions": "0", "name": "-fill"}, "name: "),
-        ({"positions": "0", "name": "x" * 64}, "name: "),
+        ({"positions": "0", "name": "x" * 254}, "name: "),
     ],
 )
 def test_parse_launch_errors(body: dict[str, Any], message: str) -> None:

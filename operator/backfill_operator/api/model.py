@@ -15,10 +15,13 @@ optional fields are omitted rather than null, status carries ``observedGeneratio
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from . import sets as set_forms
 
 GROUP = "backfill.dev"
 VERSION = "v1alpha1"
@@ -77,6 +80,12 @@ SCHEDULE_RUN = "(schedule)"
 #: An index set of a status at least this many characters long that equals one written before it
 #: in the same status is written as a reference ``=<field>`` (:func:`_share_sets`).
 SHARED_SET_MIN_LENGTH = 256
+#: Final failures listed with details in ``failures`` at most (the latest; all are in
+#: ``partitions.failed``).
+MAX_FAILURE_DETAILS = 100
+#: Partitions waiting for a retry listed with details in ``failures`` at most (the first by
+#: index; all are in ``retries``).
+MAX_RETRY_DETAILS = 20
 
 
 def _share_sets(groups: list[tuple[str, dict[str, str]]]) -> list[dict[str, str]]:
@@ -104,17 +113,65 @@ def _share_sets(groups: list[tuple[str, dict[str, str]]]) -> list[dict[str, str]
     return out
 
 
-def _resolve_sets(groups: list[tuple[str, dict[str, str]]]) -> list[dict[str, str]]:
-    """Undo :func:`_share_sets`: replace each ``=<key>`` by the set it names ("" if unknown)."""
+#: Sets a group's relative set is also relative to, by group prefix (not written in the group:
+#: a step's ``retries`` partitions, which its sets do not hold either).
+_Context = Mapping[str, Sequence[str]]
+
+
+def _compact_sets(
+    groups: list[tuple[str, dict[str, str]]], context: _Context | None = None
+) -> list[dict[str, str]]:
+    """Return the sets of a status as written: references, then one relative set per group.
+
+    References as :func:`_share_sets` writes them; then, in each group, the set that gains most
+    written relative to the others (:func:`.sets.relate`). A long text (someone wrote ``str()``
+    of a scattered set) is first turned into its stored form (:func:`.sets.normalized`).
+    """
+    groups = [
+        (prefix, {alias: set_forms.normalized(value) for alias, value in sets.items()})
+        for prefix, sets in groups
+    ]
+    shared = _share_sets(groups)
+    extra = context or {}
+    return [
+        set_forms.relate(written, resolved, extra.get(prefix, ()))
+        for (prefix, resolved), written in zip(groups, shared, strict=True)
+    ]
+
+
+def _needs_resolving(groups: list[tuple[str, dict[str, str]]]) -> bool:
+    return any(
+        v.startswith(("=", set_forms.RELATIVE_PREFIX)) for _, g in groups for v in g.values()
+    )
+
+
+def _resolve_sets(
+    groups: list[tuple[str, dict[str, str]]], context: _Context | None = None
+) -> list[dict[str, str]]:
+    """Undo :func:`_compact_sets`: resolve references, then relative sets.
+
+    Each ``=<key>`` becomes the set it names ("" if unknown), then each relative set
+    (``^lo-hi...``) its members, in their stored form.
+    """
     known: dict[str, str] = {}
     out: list[dict[str, str]] = []
     for prefix, sets in groups:
         resolved: dict[str, str] = {}
+        relative: list[str] = []
         for alias, value in sets.items():
             if value.startswith("="):
                 value = known.get(value[1:], "")
+            elif value.startswith(set_forms.RELATIVE_PREFIX):
+                relative.append(alias)
             resolved[alias] = value
-            known[f"{prefix}.{alias}" if prefix else alias] = value
+            if alias not in relative:
+                known[f"{prefix}.{alias}" if prefix else alias] = value
+        for alias in relative:
+            others = {k: v for k, v in resolved.items() if k not in relative}
+            for n, value in enumerate((context or {}).get(prefix, ())):
+                others[f"\0{n}"] = value  # not a field name: never written, never a candidate
+            resolved[alias] = set_forms.resolve_relative(resolved[alias], others)
+            known[f"{prefix}.{alias}" if prefix else alias] = resolved[alias]
         out.append(resolved)
     return out
 
@@ -543,9 +600,11 @@ class PartitionLedger(_Model):
     """Last final outcome of each partition across all Backfills, as compact index sets.
 
     Indices are global partition indices (``docs/design.md``); the sets use the format of an
-    Indexed Job's ``status.completedIndexes`` ("1,3-5,7"). In the API a long step set may be
-    written as a reference to an equal set before it (``=failed``, ``=ingest.succeeded``);
-    parsing resolves them (:meth:`compacted` writes them).
+    Indexed Job's ``status.completedIndexes`` ("1,3-5,7"), or a compressed bitmap (``~...``)
+    when that is shorter (:mod:`.sets`). In the API a long step set may be written as a
+    reference to an equal set before it (``=failed``, ``=ingest.succeeded``), and one set of
+    each step (or of the top level) relative to the other (``^0-999999``: every index of the
+    range the other set lacks); parsing resolves both (:meth:`compacted` writes them).
     """
 
     succeeded: str = ""
@@ -578,13 +637,12 @@ class PartitionLedger(_Model):
 
     @model_validator(mode="after")
     def _resolved(self) -> PartitionLedger:
-        if not any(s.succeeded.startswith("=") or s.failed.startswith("=") for s in self.steps):
-            return self
-        return self._with(_resolve_sets(self._groups()))
+        groups = self._groups()
+        return self._with(_resolve_sets(groups)) if _needs_resolving(groups) else self
 
     def compacted(self) -> PartitionLedger:
-        """Return the ledger with repeated long sets written as references (for the API)."""
-        return self._with(_share_sets(self._groups())) if self.steps else self
+        """Return the ledger as written: references and relative sets (see the class doc)."""
+        return self._with(_compact_sets(self._groups()))
 
 
 class PartitionedJobStatus(_Model):
@@ -925,7 +983,11 @@ class PartitionCounts(_Model):
 
 
 class PartitionSets(_Model):
-    """Per-state partition sets, as compact global index ranges ("1,3-5,7")."""
+    """Per-state partition sets, as compact global index ranges ("1,3-5,7").
+
+    A long set with many gaps is a compressed bitmap ("~..."), and one set may be written
+    relative to the others ("^0-999999": the rest of that range); see docs/usage.md, Status.
+    """
 
     succeeded: str = ""
     failed: str = ""
@@ -952,25 +1014,66 @@ def _step_groups(
     ]
 
 
-def _steps_with(steps: list[StepStatus], groups: list[dict[str, str]]) -> list[StepStatus]:
-    return [
+def _sets_with(
+    partitions: PartitionSets, steps: list[StepStatus], groups: list[dict[str, str]]
+) -> tuple[PartitionSets, list[StepStatus]]:
+    top = PartitionSets.model_validate(groups[0])
+    return top, [
         s.model_copy(update={"partitions": PartitionSets.model_validate(g)})
         for s, g in zip(steps, groups[1:], strict=True)
     ]
 
 
-def resolved_steps(partitions: PartitionSets, steps: list[StepStatus]) -> list[StepStatus]:
-    """``steps`` with every ``=<key>`` set reference resolved (see :func:`_share_sets`)."""
-    if not any(v.startswith("=") for s in steps for v in s.partitions.model_dump().values()):
-        return steps
-    return _steps_with(steps, _resolve_sets(_step_groups(partitions, steps)))
+def _retry_context(steps: list[StepStatus], retries: list[RetryGroup]) -> dict[str, list[str]]:
+    """Each group's retrying partitions: ``retries`` of the step (the top level's without steps)."""
+    out: dict[str, list[str]] = {}
+    for group in retries:
+        prefix = group.step or "" if steps else ""
+        if bool(group.step) == bool(steps):
+            out.setdefault(prefix, []).append(group.partitions)
+    return out
 
 
-def shared_steps(partitions: PartitionSets, steps: list[StepStatus]) -> list[StepStatus]:
-    """``steps`` with long sets equal to an earlier set of the status written as references."""
-    if not steps:
-        return steps
-    return _steps_with(steps, _share_sets(_step_groups(partitions, steps)))
+def resolved_sets(
+    partitions: PartitionSets, steps: list[StepStatus], retries: list[RetryGroup]
+) -> tuple[PartitionSets, list[StepStatus]]:
+    """The sets with every reference and relative set resolved (see :func:`_compact_sets`).
+
+    Returns the same objects when nothing needs resolving.
+    """
+    groups = _step_groups(partitions, steps)
+    if not _needs_resolving(groups):
+        return partitions, steps
+    return _sets_with(partitions, steps, _resolve_sets(groups, _retry_context(steps, retries)))
+
+
+def compacted_sets(
+    partitions: PartitionSets, steps: list[StepStatus], retries: list[RetryGroup]
+) -> tuple[PartitionSets, list[StepStatus]]:
+    """The sets as written: references to equal earlier sets, one relative set per group.
+
+    A group's relative set is also relative to the step's ``retries`` (``retries`` as
+    written: the stored forms of their sets).
+    """
+    groups = _step_groups(partitions, steps)
+    return _sets_with(partitions, steps, _compact_sets(groups, _retry_context(steps, retries)))
+
+
+class RetryGroup(_Model):
+    """Partitions (of one step) whose last attempt failed and that will be retried.
+
+    Every such (partition, step) is in exactly one group, while its retry waits and while it
+    runs: the retry is attempt ``attempts + 1`` and starts at or after ``retryAt``. Retries
+    due at the same second are one group; when more than a few dozen times would be listed,
+    times are rounded up (to 10 s, a minute, ...), and retries already due are one group per
+    attempt, so the list stays short however many partitions wait. ``failures`` has the
+    details (message, Job) of some of them.
+    """
+
+    step: str | None = Field(default=None, description="The step (jobs with spec.steps).")
+    attempts: int = Field(description="Failed attempts so far; the retry is attempt attempts+1.")
+    retry_at: str = Field(description="The retries start at or after this time (RFC 3339).")
+    partitions: str = Field(description="The partitions, as an index set (global indices).")
 
 
 class RunningPartition(_Model):
@@ -1044,6 +1147,13 @@ class Plan(_Model):
     skipped: int = 0
 
 
+def _packed(retries: list[RetryGroup]) -> list[RetryGroup]:
+    """``retries`` with any long text set in its stored form (:func:`.sets.normalized`)."""
+    return [
+        g.model_copy(update={"partitions": set_forms.normalized(g.partitions)}) for g in retries
+    ]
+
+
 class BackfillStatus(_Model):
     """Status of a Backfill: phase, kstatus conditions, counts and compact partition state."""
 
@@ -1070,7 +1180,24 @@ class BackfillStatus(_Model):
         },
     )
     running: list[RunningPartition] = Field(default_factory=list)
-    failures: list[FailedPartition] = Field(default_factory=list)
+    failures: list[FailedPartition] = Field(
+        default_factory=list,
+        description=(
+            f"Details of failed partitions (steps): the first {MAX_RETRY_DETAILS} waiting for a "
+            f"retry (or running it) and the last {MAX_FAILURE_DETAILS} failed for good."
+        ),
+    )
+    failures_omitted: int | None = Field(
+        default=None,
+        description=(
+            "Failed partitions (steps) not listed in failures (all are in retries or "
+            "partitions.failed); unset when none."
+        ),
+    )
+    retries: list[RetryGroup] = Field(
+        default_factory=list,
+        description="Every partition (step) that will be retried, by retry time and attempt.",
+    )
     plan: Plan | None = None
     waiting: Waiting | None = Field(default=None, description="Unset when nothing waits.")
     template_hash: str | None = None
@@ -1080,12 +1207,18 @@ class BackfillStatus(_Model):
 
     @model_validator(mode="after")
     def _resolved(self) -> BackfillStatus:
-        steps = resolved_steps(self.partitions, self.steps)
-        return self if steps is self.steps else self.model_copy(update={"steps": steps})
+        partitions, steps = resolved_sets(self.partitions, self.steps, self.retries)
+        if steps is self.steps:
+            return self
+        return self.model_copy(update={"partitions": partitions, "steps": steps})
 
     def compacted(self) -> BackfillStatus:
-        """Return the status with repeated long step sets written as references (for the API)."""
-        return self.model_copy(update={"steps": shared_steps(self.partitions, self.steps)})
+        """Return the status as written: references, relative sets (:func:`_compact_sets`)."""
+        retries = _packed(self.retries)
+        partitions, steps = compacted_sets(self.partitions, self.steps, retries)
+        return self.model_copy(
+            update={"partitions": partitions, "steps": steps, "retries": retries}
+        )
 
 
 # --------------------------------------------------------------------------- Scheduled runs
@@ -1160,7 +1293,15 @@ class ScheduleStatus(_Model):
         },
     )
     running: list[RunningPartition] = Field(default_factory=list)
-    failures: list[FailedPartition] = Field(default_factory=list)
+    failures: list[FailedPartition] = Field(
+        default_factory=list, description="As a Backfill's status.failures."
+    )
+    failures_omitted: int | None = Field(
+        default=None, description="As a Backfill's status.failuresOmitted."
+    )
+    retries: list[RetryGroup] = Field(
+        default_factory=list, description="As a Backfill's status.retries."
+    )
     waiting: Waiting | None = None
     message: str = Field(default="", description="What the schedule is doing, in a sentence.")
     start_time: str | None = None
@@ -1168,12 +1309,24 @@ class ScheduleStatus(_Model):
 
     @model_validator(mode="after")
     def _resolved(self) -> ScheduleStatus:
-        steps = resolved_steps(self.partitions, self.steps)
-        return self if steps is self.steps else self.model_copy(update={"steps": steps})
+        partitions, steps = resolved_sets(self.partitions, self.steps, self.retries)
+        if steps is self.steps:
+            return self
+        return self.model_copy(update={"partitions": partitions, "steps": steps})
 
     def compacted(self) -> ScheduleStatus:
-        """Return the status with repeated long step sets written as references (for the API)."""
-        return self.model_copy(update={"steps": shared_steps(self.partitions, self.steps)})
+        """Return the status as written: references, relative sets (:func:`_compact_sets`)."""
+        retries = _packed(self.retries)
+        partitions, steps = compacted_sets(self.partitions, self.steps, retries)
+        return self.model_copy(
+            update={
+                "partitions": partitions,
+                "steps": steps,
+                "retries": retries,
+                "scheduled": set_forms.normalized(self.scheduled),
+                "missed_set": set_forms.normalized(self.missed_set),
+            }
+        )
 
 
 PartitionedJobStatus.model_rebuild()

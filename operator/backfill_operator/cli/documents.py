@@ -2,8 +2,11 @@
 
 These shapes are a contract (scripts parse them); a change is a change of the CLI's API.
 Keys are camelCase like the Kubernetes API; timestamps are RFC 3339 UTC
-(:func:`backfill_operator.planning.times.rfc3339`); partition sets are the compact index sets
-of the Backfill's status (``"0-4,7"``, global partition indices).
+(:func:`backfill_operator.planning.times.rfc3339`); partition sets are index sets in the form
+the operator stores them (global partition indices): the text ``"0-4,7"``, or, for a set with
+many gaps (since issue 13), the compressed form ``"~<base64>"`` (a zlib-compressed Roaring
+bitmap in its portable serialization; :mod:`backfill_operator.api.sets`). Every document's
+size grows with the intervals of its sets at most, never with the number of partitions.
 
 ``plan -o json|yaml`` (:func:`plan_document`)::
 
@@ -15,7 +18,11 @@ of the Backfill's status (``"0-4,7"``, global partition indices).
 
 ``partitions`` is in launch order; ``start``/``end`` are null for static values. Since issue
 12 (steps): ``"steps": [str, ...]|null`` (the steps a Backfill with this spec would run, in
-launch order; null for a job with ``jobTemplate``) and ``"markSucceeded": bool``.
+launch order; null for a job with ``jobTemplate``) and ``"markSucceeded": bool``. Since issue
+13 (scale): ``partitions`` lists at most :data:`PLAN_DOCUMENT_PARTITIONS` (10,000), the first
+in launch order, and ``"partitionsOmitted": int`` counts the others (0 when all are listed);
+``"indices": index set`` is every partition to run and ``skipped`` has ``"indices"`` too
+(its ``partitions`` keys are likewise the first 10,000). ``plan -o name`` prints every key.
 
 ``status -o json`` (:func:`status_document`; with ``-w``, one document per line)::
 
@@ -29,7 +36,8 @@ launch order; null for a job with ``jobTemplate``) and ``"markSucceeded": bool``
      "selection": object|null, "partitions": {state: index set},
      "running": [...], "failures": [...], "plan": object|null,
      "waiting": {"onLock": int, "holders": [{"backfill": str, "count": int}, ...],
-                 "forJobSlot": int}|null}
+                 "forJobSlot": int}|null,
+     "failuresOmitted": int, "retries": [...]}
 
 ``selection``, ``partitions``, ``running``, ``failures``, ``plan`` and ``waiting`` are the
 Backfill's status fields as the API shows them. Since issue 9 (Kueue and job-wide limits):
@@ -43,7 +51,10 @@ wait for a slot of the PartitionedJob's job-wide limit (``forJobSlot``). Since i
 the operator writes them), and ``"steps": [{"name": str, "counts": {...}, "partitions":
 {...}}, ...]`` is the Backfill's ``status.steps`` (empty for a job with ``jobTemplate``);
 ``counts`` and ``partitions`` are then the partitions' roll-up, and ``running``/``failures``
-entries carry their ``step``.
+entries carry their ``step``. Since issue 13 (scale): ``failures`` lists at most 100 waiting
+retries and the last 100 final failures, ``failuresOmitted`` counts the others, and
+``retries`` is the status' ``retries``: every partition that will be retried, as
+``[{"step": str (with steps), "attempts": int, "retryAt": str, "partitions": index set}]``.
 
 ``status pj/NAME -o json`` (:func:`job_status_document`; a PartitionedJob; with ``-w``, one
 document per line)::
@@ -88,6 +99,7 @@ the active Jobs (empty for a job with ``jobTemplate``); the top-level ones are t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -100,6 +112,9 @@ from .render.jobs import JobStatusView, MissingView, job_headline, live_lag_seco
 from .render.progress import progress_of
 from .render.views import StatusView, headline, phase_of
 
+#: Partitions a ``plan`` document lists at most (with their keys and windows), in launch order.
+PLAN_DOCUMENT_PARTITIONS = 10_000
+
 
 def plan_document(
     *,
@@ -110,14 +125,14 @@ def plan_document(
     spec: BackfillSpec,
     steps: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Return the ``plan -o json|yaml`` document: every partition to run, in launch order.
+    """Return the ``plan -o json|yaml`` document: the partitions to run, in launch order.
 
     ``steps`` are the steps that would run (None: a job without steps). Shape: see the
     module doc.
     """
     sel = preview.selection
     items = []
-    for index in preview.launch_order(spec.order):
+    for index in itertools.islice(preview.launch_order(spec.order), PLAN_DOCUMENT_PARTITIONS):
         part = sel.partition(index)
         items.append(
             {
@@ -134,13 +149,18 @@ def plan_document(
         "order": str(spec.order),
         "selection": {"first": sel.first_key, "last": sel.last_key, "count": len(sel)},
         "count": len(preview.to_run),
+        "indices": preview.to_run.stored(),
         "skipped": {
             "count": len(preview.skipped),
-            "partitions": [sel.key(i) for i in preview.skipped],
+            "partitions": [
+                sel.key(i) for i in itertools.islice(preview.skipped, PLAN_DOCUMENT_PARTITIONS)
+            ],
+            "indices": preview.skipped.stored(),
         },
         "steps": None if steps is None else list(steps),
         "markSucceeded": spec.mark_succeeded,
         "partitions": items,
+        "partitionsOmitted": len(preview.to_run) - len(items),
     }
 
 
@@ -177,12 +197,14 @@ def status_document(view: StatusView, now: datetime) -> dict[str, Any]:
         "plan": api.get("plan"),
         "waiting": api.get("waiting"),
         "steps": api.get("steps", []),
+        "failuresOmitted": status.failures_omitted or 0,
+        "retries": api.get("retries", []),
     }
 
 
 def _partition_sets(cov: Coverage) -> dict[str, str]:
-    sets = {state: str(members) for state, members in cov.grid_sets().items()}
-    sets["missing"] = str(cov.missing)
+    sets = {state: members.stored() for state, members in cov.grid_sets().items()}
+    sets["missing"] = cov.missing.stored()
     return sets
 
 
@@ -267,7 +289,7 @@ def missing_document(view: MissingView, ranges: Sequence[KeyRange]) -> dict[str,
         "includeFailed": view.include_failed,
         "count": len(view.missing),
         "failed": view.failed_count,
-        "partitions": str(view.missing),
+        "partitions": view.missing.stored(),
         "ranges": [{"first": r.first, "last": r.last, "count": r.count} for r in ranges],
         "schedule": None
         if share is None

@@ -6,8 +6,10 @@ through the injected :class:`~.kube.KubeApi`, in parallel on a small thread pool
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,8 @@ from . import builders
 from .builders import Owner
 from .kube import AlreadyExists, KubeApi, QuotaExceeded, Rejected
 from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,11 +57,21 @@ def _owned_by(job: dict[str, Any], uid: str) -> bool:
 
 
 class JobActions:
-    """Creates and deletes Jobs and sends Events for reconcile passes (thread-safe)."""
+    """Creates and deletes Jobs and sends Events for reconcile passes (thread-safe).
 
-    def __init__(self, api: KubeApi, metrics: Metrics, parallelism: int) -> None:
+    With ``background`` set, :meth:`delete` and :meth:`send_events` hand their requests to
+    the pool and return at once (failures are logged; a Job left undeleted is planned for
+    deletion again by the next pass, an Event lost is lost, as after a crash), so a pass ends,
+    and the next one can refill slots, without waiting for them. Unset (unit tests), they
+    finish before returning.
+    """
+
+    def __init__(
+        self, api: KubeApi, metrics: Metrics, parallelism: int, *, background: bool = False
+    ) -> None:
         self.api = api
         self.metrics = metrics
+        self.background = background
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
 
     def launch(
@@ -132,20 +146,41 @@ class JobActions:
 
     def delete(self, namespace: str, names: Sequence[str]) -> None:
         """Delete Jobs namespace/names in parallel (gone already: fine)."""
-        for done in [self._pool.submit(self.api.delete_job, namespace, n) for n in names]:
-            done.result()
+        futures = [self._pool.submit(self.api.delete_job, namespace, n) for n in names]
+        self._finish(futures, "delete a Job")
 
     def send_events(
         self, body: dict[str, Any], intents: Iterable[EventIntent], now: datetime
     ) -> None:
-        """Send one Event about ``body`` per intent (after the status write)."""
-        for intent in intents:
-            self.api.create_event(
-                builders.build_event(
-                    involved=involved_object(body),
-                    event_type=intent.type,
-                    reason=intent.reason,
-                    message=intent.message,
-                    now=now,
-                )
+        """Send one Event about ``body`` per intent (after the status write), in order."""
+        events = [
+            builders.build_event(
+                involved=involved_object(body),
+                event_type=intent.type,
+                reason=intent.reason,
+                message=intent.message,
+                now=now,
             )
+            for intent in intents
+        ]
+        if events:
+            self._finish([self._pool.submit(self._post_events, events)], "send an Event")
+
+    def _post_events(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.api.create_event(event)
+
+    def _finish(self, futures: list[Future[None]], what: str) -> None:
+        """Wait for ``futures`` (raising the first error), or, in the background, log errors."""
+        if not self.background:
+            for future in futures:
+                future.result()
+            return
+        for future in futures:
+            future.add_done_callback(functools.partial(_log_failure, what))
+
+
+def _log_failure(what: str, future: Future[None]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        logger.warning("could not %s (the next pass tries again): %s", what, exc)

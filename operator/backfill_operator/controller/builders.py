@@ -81,7 +81,8 @@ def build_job(
     Backfill's ``jobLabels``/``jobAnnotations``) go on the Job and its pods, under the
     operator's own (which win). The
     Job is named ``request.job_name`` and gets the template's labels and annotations plus the
-    operator's (:mod:`backfill_operator.api.labels`), a controller ownerReference to the
+    operator's (:mod:`backfill_operator.api.labels`; names as label values, shortened with a
+    hash beyond 63 characters), a controller ownerReference to the
     owner, and the variables PARTITION_KEY, PARTITION_START, PARTITION_END (RFC 3339, ""
     for static values), PARTITION_INDEX, BACKFILL_NAME and BACKFILL_ATTEMPT on every container
     and init container. A scheduled run's Job (owner kind PartitionedJob) is labelled
@@ -103,7 +104,10 @@ def build_job(
     run_labels = (
         {names.LABEL_SCHEDULED: "true"}
         if owner.scheduled
-        else {names.LABEL_BACKFILL: owner.name, names.LABEL_BACKFILL_UID: owner.uid}
+        else {
+            names.LABEL_BACKFILL: names.label_value(owner.name),
+            names.LABEL_BACKFILL_UID: owner.uid,
+        }
     )
     step_labels = {names.LABEL_STEP: request.step} if request.step else {}
     job_labels = {
@@ -111,7 +115,7 @@ def build_job(
         **(extra_labels or {}),
         **run_labels,
         **step_labels,
-        names.LABEL_PARTITIONED_JOB: partitioned_job,
+        names.LABEL_PARTITIONED_JOB: names.label_value(partitioned_job),
         names.LABEL_PARTITION_INDEX: str(request.index),
         names.LABEL_ATTEMPT: str(request.attempt),
     }
@@ -146,8 +150,8 @@ def build_job(
         **(extra_labels or {}),
         **({names.LABEL_SCHEDULED: "true"} if owner.scheduled else {}),
         **step_labels,
-        names.LABEL_PARTITIONED_JOB: partitioned_job,
-        **({} if owner.scheduled else {names.LABEL_BACKFILL: owner.name}),
+        names.LABEL_PARTITIONED_JOB: names.label_value(partitioned_job),
+        **({} if owner.scheduled else {names.LABEL_BACKFILL: names.label_value(owner.name)}),
         names.LABEL_PARTITION_INDEX: str(request.index),
         names.LABEL_ATTEMPT: str(request.attempt),
     }

@@ -142,10 +142,17 @@ class Metrics:
             _BF,
             registry=reg,
         )
+        buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf"))
         self.reconcile_seconds = Histogram(
             "backfill_reconcile_duration_seconds",
-            "Wall time of one reconcile pass.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")),
+            "Wall time of one reconcile pass (without the wait for its PartitionedJob's lock).",
+            buckets=buckets,
+            registry=reg,
+        )
+        self.lock_wait_seconds = Histogram(
+            "backfill_reconcile_lock_wait_seconds",
+            "Wait of a reconcile pass for its PartitionedJob's lock (one job's passes take turns).",
+            buckets=buckets,
             registry=reg,
         )
         self.waiting = Gauge(

@@ -28,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,8 +48,12 @@ from ..planning.admission import Claim
 from ..planning.decide import Decision, plan
 from ..planning.ledger import LedgerUpdate
 from ..planning.naming import object_key
-from ..planning.observed import observe_job
-from ..planning.partitioned_job import partitioned_job_events, partitioned_job_status
+from ..planning.observed import ObservedJob, observe_job
+from ..planning.partitioned_job import (
+    SAMPLE_PARTITION,
+    partitioned_job_events,
+    partitioned_job_status,
+)
 from ..planning.space import Partition
 from ..planning.state import LaunchRequest
 from ..planning.status import compose_status, status_events
@@ -96,6 +102,7 @@ class Reconciler:
         clock: clocks.Clock = clocks.SYSTEM,
         *,
         parallelism: int = API_PARALLELISM,
+        background: bool = False,
     ) -> None:
         self.api = api
         self.metrics = metrics
@@ -107,7 +114,10 @@ class Reconciler:
         # Each run's latest claim on its PartitionedJob's job-wide limit, by job key then
         # Backfill key (memory only: rebuilt by every Backfill's first pass after a restart).
         self._claims: dict[str, dict[str, Claim]] = {}
-        self.actions = JobActions(api, metrics, parallelism)
+        self.actions = JobActions(api, metrics, parallelism, background=background)
+        self._reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="read")
+        # Per thread: how long the current pass waited for its PartitionedJob's lock.
+        self._waited = threading.local()
         # PartitionedJobs (keys) whose last pass found spec.runs: their schedule's pass follows
         # every Job end of the job (a freed lock or slot, an outcome for its status).
         self._schedules: set[str] = set()
@@ -116,13 +126,22 @@ class Reconciler:
         self._waiting: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ Backfill pass
-    def reconcile(self, namespace: str, name: str) -> PassResult:
-        """Run one pass for Backfill namespace/name; see the module docstring for the order."""
+    def reconcile(
+        self, namespace: str, name: str, pods_done: Collection[str] = frozenset()
+    ) -> PassResult:
+        """Run one pass for Backfill namespace/name; see the module docstring for the order.
+
+        ``pods_done``: names of the namespace's Jobs with a succeeded pod, as the operator's
+        pod watch saw them when the pass started (their slots are free:
+        :mod:`~backfill_operator.planning.observed`).
+        """
         started = self.clock.monotonic()
+        self._waited.seconds = 0.0
         try:
-            return self._reconcile(namespace, name)
+            return self._reconcile(namespace, name, pods_done)
         finally:
-            self.metrics.reconcile_seconds.observe(self.clock.monotonic() - started)
+            spent = self.clock.monotonic() - started - self._waited.seconds
+            self.metrics.reconcile_seconds.observe(spent)
 
     def _check_template(
         self, owner: Owner, pj: judging.PartitionedJobView, t_hash: str, sample: Partition
@@ -185,7 +204,7 @@ class Reconciler:
                 if key.startswith(f"{namespace}/"):
                     runs.discard(name)
 
-    def _reconcile(self, namespace: str, name: str) -> PassResult:
+    def _reconcile(self, namespace: str, name: str, pods_done: Collection[str]) -> PassResult:
         body = self.api.get(BACKFILLS, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.forget(namespace, name)
@@ -193,20 +212,40 @@ class Reconciler:
         # One pass at a time per PartitionedJob: the partition lock and the job-wide limit are
         # read from the Jobs a pass lists, so a pass must see the Jobs the previous one created
         # and the outcomes it merged (one active operator: kopf peering).
-        with self._job_lock(namespace, judging.raw_job_ref(body)):
-            return self._reconcile_locked(namespace, name, body)
+        with self._locked(namespace, judging.raw_job_ref(body)):
+            return self._reconcile_locked(namespace, name, body, pods_done)
 
-    def _reconcile_locked(self, namespace: str, name: str, body: dict[str, Any]) -> PassResult:
+    @contextlib.contextmanager
+    def _locked(self, namespace: str, partitioned_job: str) -> Iterator[None]:
+        """Hold the PartitionedJob's lock; the wait for it is measured apart from the pass."""
+        lock = self._job_lock(namespace, partitioned_job)
+        asked = self.clock.monotonic()
+        with lock:
+            waited = self.clock.monotonic() - asked
+            self._waited.seconds += waited
+            self.metrics.lock_wait_seconds.observe(waited)
+            yield
+
+    def _reconcile_locked(
+        self, namespace: str, name: str, body: dict[str, Any], pods_done: Collection[str]
+    ) -> PassResult:
         uid = body["metadata"]["uid"]
         owner = Owner(namespace, name, uid)
         now = self.clock.now()
+        # The Jobs are listed while the PartitionedJob is read and the Backfill judged: one
+        # round trip less before this pass can refill a slot.
+        job_ref = judging.raw_job_ref(body)
+        selector = f"{labels.LABEL_PARTITIONED_JOB}={labels.label_value(job_ref)}"
+        listing = (
+            self._reads.submit(self._observe_jobs, namespace, selector, uid, pods_done)
+            if job_ref
+            else None
+        )
         verdict, pj_body = self._judge(body, owner)
-        observed = []
+        observed = listing.result() if listing is not None else []
         job_key = object_key(namespace, verdict.partitioned_job.name)
-        if verdict.backfill.spec is not None:
-            selector = f"{labels.LABEL_PARTITIONED_JOB}={verdict.partitioned_job.name}"
-            raw = self.api.list_jobs(namespace, selector)
-            observed = [j for j in (observe_job(r, uid) for r in raw) if j is not None]
+        if verdict.backfill.spec is None or verdict.partitioned_job.name != job_ref:
+            observed = []
         me = object_key(namespace, name)
         with self._locks_guard:
             others = [c for k, c in self._claims.get(job_key, {}).items() if k != me]
@@ -337,21 +376,38 @@ class Reconciler:
         return ready
 
     # ------------------------------------------------------------- PartitionedJob pass
-    def reconcile_partitioned_job(self, namespace: str, name: str) -> PassResult:
+    def _observe_jobs(
+        self, namespace: str, selector: str, uid: str, pods_done: Collection[str]
+    ) -> list[ObservedJob]:
+        """List the Jobs matching ``selector`` as the planner sees them (run ``uid`` deciding)."""
+        raw = self.api.list_jobs(namespace, selector)
+        observed = (
+            observe_job(r, uid, (r.get("metadata") or {}).get("name") in pods_done) for r in raw
+        )
+        return [j for j in observed if j is not None]
+
+    def reconcile_partitioned_job(
+        self, namespace: str, name: str, pods_done: Collection[str] = frozenset()
+    ) -> PassResult:
         """Run one pass for PartitionedJob namespace/name: its status and its scheduled runs.
 
         Under the job's lock (its Backfills' passes wait): validity, description and
         numbering (:func:`~backfill_operator.planning.partitioned_job.partitioned_job_status`);
         with ``spec.runs``, the schedule's pass (:mod:`backfill_operator.planning.runs`).
+        ``pods_done`` as for :meth:`reconcile`.
         """
         started = self.clock.monotonic()
+        self._waited.seconds = 0.0
         try:
-            with self._job_lock(namespace, name):
-                return self._reconcile_partitioned_job(namespace, name)
+            with self._locked(namespace, name):
+                return self._reconcile_partitioned_job(namespace, name, pods_done)
         finally:
-            self.metrics.reconcile_seconds.observe(self.clock.monotonic() - started)
+            spent = self.clock.monotonic() - started - self._waited.seconds
+            self.metrics.reconcile_seconds.observe(spent)
 
-    def _reconcile_partitioned_job(self, namespace: str, name: str) -> PassResult:
+    def _reconcile_partitioned_job(
+        self, namespace: str, name: str, pods_done: Collection[str]
+    ) -> PassResult:
         body = self.api.get(PARTITIONED_JOBS, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.forget_schedule(namespace, name)
@@ -362,12 +418,16 @@ class Reconciler:
         spec = view.spec if view.spec is not None else view.spec_error
         assert spec is not None  # found: a spec, or why it cannot be read
         generation = int(meta.get("generation") or 0)
-        base = partitioned_job_status(spec, view.status, generation, now)
         owner = Owner(namespace, name, meta["uid"], kind="PartitionedJob")
         t_hash = ""
+        refusal = None
         if view.spec is not None:
+            # The template is checked when it changes (a dry run per template hash), so a job
+            # no Backfill can run says so itself.
             with contextlib.suppress(judging.InvalidSpec):
                 t_hash = step_graph(view.spec).template_hash()
+                refusal = self._check_template(owner, view, t_hash, SAMPLE_PARTITION)
+        base = partitioned_job_status(spec, view.status, generation, now, refusal)
         rv = runs_planning.judge_runs(
             replace(view, status=base),
             namespace=namespace,
@@ -408,8 +468,12 @@ class Reconciler:
         with self._locks_guard:
             self._schedules.add(job_key)
         series = runs_planning.series_name(name)
-        raw = self.api.list_jobs(namespace, f"{labels.LABEL_PARTITIONED_JOB}={name}")
-        observed = [j for j in (observe_job(r, owner.uid) for r in raw) if j is not None]
+        observed = self._observe_jobs(
+            namespace,
+            f"{labels.LABEL_PARTITIONED_JOB}={labels.label_value(name)}",
+            owner.uid,
+            pods_done,
+        )
         with self._locks_guard:
             others = [c for k, c in self._claims.get(job_key, {}).items() if k != me]
         decision = runs_planning.plan_runs(rv, observed, others)

@@ -4,13 +4,17 @@ A worker (run by a kopf daemon) waits for a wake-up (a Job, Backfill or Partitio
 event) or for the planner's requeue time (a retry, the next scheduled window), then runs a
 pass in a thread. Wake-ups that arrive during a pass coalesce into one more pass. Errors back
 off exponentially (1 s doubling to 60 s).
+
+Each pass gets the names of the namespace's Jobs whose pod succeeded (``pods_done``: a
+snapshot of the pod index the handlers keep, taken in the event loop before the pass goes to
+its thread, so the pass never reads a structure the watch is changing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 
 from ..planning.naming import object_key
 from ..planning.runs import series_name
@@ -24,6 +28,8 @@ RESYNC_SECONDS = 300.0
 MAX_ERROR_BACKOFF_SECONDS = 60.0
 
 StopWait = Callable[[float | None], Awaitable[object]]
+#: One pass, given the snapshot of the namespace's Jobs with a succeeded pod.
+OnePass = Callable[[Collection[str]], PassResult]
 #: Key prefix of PartitionedJob workers (Backfill workers use the plain object key).
 _JOB = "partitionedjob:"
 
@@ -34,6 +40,19 @@ class Runtime:
     def __init__(self, reconciler: Reconciler) -> None:
         self.reconciler = reconciler
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._pods_done: Mapping[str, Iterable[str]] = {}
+
+    def use_pod_index(self, index: Mapping[str, Iterable[str]]) -> None:
+        """Read succeeded pods' Job names from ``index`` from now on.
+
+        ``index`` maps a namespace to Job names: a live view the event loop updates (a kopf
+        index).
+        """
+        self._pods_done = index
+
+    def pods_done(self, namespace: str) -> frozenset[str]:
+        """Snapshot of the Job names in ``namespace`` with a succeeded pod (event loop only)."""
+        return frozenset(self._pods_done.get(namespace, ()))
 
     def wake(self, namespace: str, name: str) -> None:
         """Ask the worker of Backfill namespace/name for a pass (coalesced)."""
@@ -61,7 +80,7 @@ class Runtime:
             await self._loop(
                 object_key(namespace, name),
                 "Backfill",
-                lambda: self.reconciler.reconcile(namespace, name),
+                lambda done: self.reconciler.reconcile(namespace, name, done),
                 lambda: metrics.error(namespace, name),
                 is_stopped,
                 stop_wait,
@@ -85,7 +104,7 @@ class Runtime:
             await self._loop(
                 _JOB + object_key(namespace, name),
                 "PartitionedJob",
-                lambda: self.reconciler.reconcile_partitioned_job(namespace, name),
+                lambda done: self.reconciler.reconcile_partitioned_job(namespace, name, done),
                 lambda: metrics.error(namespace, series),
                 is_stopped,
                 stop_wait,
@@ -97,7 +116,7 @@ class Runtime:
         self,
         key: str,
         kind: str,
-        one_pass: Callable[[], PassResult],
+        one_pass: OnePass,
         count_error: Callable[[], None],
         is_stopped: Callable[[], bool],
         stop_wait: StopWait,
@@ -110,7 +129,7 @@ class Runtime:
                 wake.clear()
                 timeout: float | None
                 try:
-                    result = await asyncio.to_thread(one_pass)
+                    result = await asyncio.to_thread(one_pass, self.pods_done(namespace))
                 except Exception:
                     logger.exception("reconcile of %s %s failed", kind, key)
                     count_error()

@@ -8,11 +8,13 @@ Every Backfill of a PartitionedJob (and, later, its scheduled runs) draws on two
   it for now and launches the next unlocked one. A run never waits while holding a partition
   (holding means having an active Job, which ends on its own), so two runs cannot deadlock;
 * **the job-wide limit** (``PartitionedJob.spec.concurrency``): at most that many active Jobs
-  across all runs. Free slots go by :func:`grant`: higher ``priority`` first; among equal
-  priorities, to the run with the fewest active Jobs (then the fewest partitions started so
-  far, then by name), one slot at a time: max-min fair shares, so no run starves another of
-  its priority (Dagster's run queue with priorities, Airflow's pools; the order Kueue's
-  ClusterQueue uses for workloads of equal priority is by creation time instead).
+  across all runs (a finishing Job, whose pod succeeded, no longer counts:
+  :mod:`~backfill_operator.planning.observed`). Free slots go by :func:`grant`: higher
+  ``priority`` first; among equal priorities, to the run with the fewest active Jobs (then
+  the fewest partitions started so far, then by name), one slot at a time: max-min fair
+  shares, so no run starves another of its priority (Dagster's run queue with priorities,
+  Airflow's pools; the order Kueue's ClusterQueue uses for workloads of equal priority is by
+  creation time instead).
 
 Pure: a pass passes in what it listed (:func:`shared_view` of the job's Jobs) and the other
 runs' latest claims (kept by the operator in memory: after a restart each run's first pass
@@ -59,7 +61,8 @@ class JobWide:
     """The PartitionedJob's runs as one pass of one of them sees them.
 
     ``limit`` is ``spec.concurrency`` of the PartitionedJob (None: no job-wide limit);
-    ``active_jobs`` every active Job of the job, of any run; ``held`` maps a unit (step,
+    ``active_jobs`` every active Job of the job, of any run, that holds a slot (not finishing);
+    ``held`` maps a unit (step,
     partition index) to the name of the run whose active Job holds it (runs other than the
     deciding one; the lock is per (partition, step));
     ``claims`` the other runs' latest claims.
@@ -122,7 +125,7 @@ def shared_view(
     ``claims`` (other runs' latest) get their ``active`` counted afresh from ``jobs``.
     """
     jobs = list(jobs)
-    active_jobs = sum(1 for j in jobs if j.active)
+    active_jobs = sum(1 for j in jobs if j.holds_slot)
     per_run: dict[str, int] = {}
     foreign = [
         j
@@ -136,7 +139,8 @@ def shared_view(
     ok: dict[str, IndexSet] = {}
     for job in foreign:
         if job.active:
-            per_run[job.run] = per_run.get(job.run, 0) + 1
+            if job.holds_slot:
+                per_run[job.run] = per_run.get(job.run, 0) + 1
             held[(job.step, job.index)] = job.run
     for job in succeeded:
         if job.step not in ok:

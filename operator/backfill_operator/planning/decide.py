@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..api.model import BackfillSpec, FailedPartition, Order
+from ..api.model import BackfillSpec, Order
 from . import naming
 from .admission import Claim, JobWide, grant, shared_view
 from .flow import held_by_step, observe
@@ -37,7 +37,6 @@ from .ledger import LedgerUpdate
 from .observed import JobState, ObservedJob
 from .ranges import IndexSet
 from .state import LaunchRequest, Outcome, RunState, Unit
-from .times import parse_time
 from .verdict import Verdict
 
 #: Look again after at most this many seconds while work waits for another run's Job.
@@ -199,24 +198,20 @@ def _launches(
     held = shared.held
     held_sets = held_by_step(held)
     slots = max(0, spec.concurrency - state.active_jobs)
-    due: list[tuple[int, int, str, FailedPartition]] = []
+    due: list[tuple[int, int, str, int]] = []
     waiting: list[datetime] = []
     locked: dict[Unit, str] = {}
-    selected = state.selection.indices
     ready: list[tuple[int, str, IndexSet]] = []
     for rank, lane in enumerate(state.lanes):
         step = lane.step
-        for index in lane.retrying:
-            if index not in selected:
-                continue
-            entry = lane.failures[index]
-            at = parse_time(entry.retry_at) or now
-            if at > now:
-                waiting.append(at)
-            elif (step, index) in held:
+        due_now, later = lane.due_retries(now)  # (index, failed attempts), next retry time
+        if later is not None:
+            waiting.append(later)
+        for index, attempts in due_now:
+            if (step, index) in held:
                 locked[(step, index)] = held[(step, index)]
             else:
-                due.append((index, rank, step, entry))
+                due.append((index, rank, step, attempts))
         launchable = lane.launchable
         taken = held_sets.get(step)
         if taken:
@@ -228,7 +223,7 @@ def _launches(
     claim = Claim(claim.key, claim.priority, claim.active, claim.active + wanted, claim.started)
     granted = grant(shared.limit, shared.active_jobs, [*shared.claims, claim], claim.key)
     take = wanted if granted is None else min(wanted, granted)
-    launches = [_request(verdict, step, e.index, e.attempts + 1) for _, _, step, e in due[:take]]
+    launches = [_request(verdict, step, i, n + 1) for i, _, step, n in due[:take]]
     left = max(0, take - len(launches))
     ordered = _in_order(ready, spec.order)
     launches.extend(_request(verdict, s, i, 1) for s, i in itertools.islice(ordered, left))
@@ -256,9 +251,8 @@ def _deletions(
             if obs.state is JobState.SUCCEEDED and index in succeeded:
                 ok.append(obs)
             elif obs.state is JobState.FAILED:
-                entry = lane.failures.get(index)
                 recorded = index in succeeded or index in lane.failed
-                if recorded or (entry is not None and entry.attempts >= obs.attempt):
+                if recorded or lane.attempts_recorded(index) >= obs.attempt:
                     bad.append(obs)
     out: list[str] = []
     for items, keep in (

@@ -112,6 +112,7 @@ def observe(
             [f for f in previous.failures if (f.step or MAIN_STEP) == step],
             per_step.get(step, {}),
             now,
+            [g for g in previous.retries if (g.step or MAIN_STEP) == step],
         )
         lanes[step] = seen.state
         outcomes.extend(seen.outcomes)

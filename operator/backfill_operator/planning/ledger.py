@@ -97,13 +97,15 @@ class LedgerUpdate:
             old_bad = IndexSet.parse(status.ledger.failed)
             ok = old_ok.difference(self.failed).union(self.succeeded)
             bad = old_bad.difference(self.succeeded).union(self.failed)
-            return status.ledger.model_copy(update={"succeeded": str(ok), "failed": str(bad)})
+            return status.ledger.model_copy(
+                update={"succeeded": ok.stored(), "failed": bad.stored()}
+            )
         entries = {s.name: s for s in status.ledger.steps}
         for step, (new_ok, new_bad) in self.steps.items():
             old = entries.get(step) or StepLedger(name=step)
             ok = IndexSet.parse(old.succeeded).difference(new_bad).union(new_ok)
             bad = IndexSet.parse(old.failed).difference(new_ok).union(new_bad)
-            entries[step] = StepLedger(name=step, succeeded=str(ok), failed=str(bad))
+            entries[step] = StepLedger(name=step, succeeded=ok.stored(), failed=bad.stored())
         roll_ok: IndexSet | None = None
         roll_bad = IndexSet()
         for step in self.job_steps:
@@ -115,7 +117,7 @@ class LedgerUpdate:
         kept = [entries[s] for s in self.job_steps if s in entries]
         kept += [e for name, e in entries.items() if name not in self.job_steps]
         return PartitionLedger(
-            succeeded=str(roll_ok or IndexSet()), failed=str(roll_bad), steps=kept
+            succeeded=(roll_ok or IndexSet()).stored(), failed=roll_bad.stored(), steps=kept
         )
 
 

@@ -6,8 +6,9 @@ fails with AlreadyExists and the existing Job is adopted when its controller own
 the Backfill (the CronJob controller's scheme, ``pkg/controller/cronjob/utils.go``).
 
 Backfill names (:func:`default_name`, :func:`derived_name`, :func:`name_problem`) follow
-``metadata.name`` of a custom resource: a DNS-1123 subdomain; this project also keeps them at
-most 63 characters because a Backfill's name is copied into a label value of its Jobs.
+``metadata.name`` of a custom resource: a DNS-1123 subdomain of at most 253 characters (the
+Jobs' labels carry a hashed short form of a longer name: ``api.labels.label_value``). The
+names this module makes itself stay within 63 characters, so they read the same everywhere.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-#: Longest Job name and Backfill name: an RFC 1123 label (both also appear as label values).
+#: Longest Job name, and longest name made here: an RFC 1123 label.
 MAX_NAME_LENGTH = 63
+#: Longest Backfill name a user may give (a DNS-1123 subdomain, as for any object name).
+MAX_OBJECT_NAME_LENGTH = 253
 _HASH_LENGTH = 10
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 _NOT_SUBDOMAIN = re.compile(r"[^a-z0-9.-]+")
@@ -95,13 +98,13 @@ def default_name(job: str, now: datetime, token: str) -> str:
 def name_problem(name: str) -> str | None:
     """Return why ``name`` cannot name a Backfill, or None when it can.
 
-    A Backfill name must be a DNS-1123 subdomain of at most 63 characters (it is copied into
-    a label value on every Job).
+    A Backfill name must be a DNS-1123 subdomain of at most 253 characters (Kubernetes'
+    rule for object names).
     """
     if not name:
         return "a Backfill name cannot be empty"
-    if len(name) > MAX_NAME_LENGTH:
-        return f'"{name}" is {len(name)} characters long; a Backfill name has at most 63'
+    if len(name) > MAX_OBJECT_NAME_LENGTH:
+        return f'"{name}" is {len(name)} characters long; a Backfill name has at most 253'
     if not _SUBDOMAIN.fullmatch(name):
         return (
             f'"{name}" is not a valid Backfill name: use lower-case letters, digits, "-" and '

@@ -4,6 +4,12 @@ Raw API objects (dicts, as the apiserver returns them) are read here, once, so t
 works on typed values only. A Job is finished when it has the condition ``Complete`` or
 ``Failed`` with status "True" (batch/v1 Job API; ``SuccessCriteriaMet`` and
 ``FailureTarget`` are interim and do not count).
+
+A Job whose only pod has succeeded but whose ``Complete`` condition the Job controller has not
+written yet (about a second later: its sync batch period) is *finishing*: it cannot run again
+(``completions: 1``, ``parallelism: 1``: a succeeded pod completes it), so it no longer holds a
+concurrency slot, but it still holds its partition (its outcome is recorded from the Job's
+condition, the one source of truth for success and failure).
 """
 
 from __future__ import annotations
@@ -31,14 +37,16 @@ class ObservedJob:
     """One Job of a PartitionedJob, as the Backfill deciding a pass sees it.
 
     ``index`` and ``attempt`` come from the Job's labels; ``owned`` is True when the Job's
-    controller ownerReference is the deciding Backfill (only owned Jobs are adopted, counted
-    or deleted; the others belong to other runs: ``run`` and ``run_uid`` name that Backfill,
-    from its labels). ``created`` is the creationTimestamp as the API wrote it; other times are
-    aware UTC datetimes; ``message`` is the reason and message of the Failed condition (""
-    otherwise). ``suspended`` is an active Job with ``spec.suspend: true`` (Kueue holds it:
-    queued); ``partitioning`` the numbering its index belongs to ("" on Jobs made before the
-    label existed). A Job of the PartitionedJob's scheduled runs has ``run`` ``(schedule)``.
-    ``step`` is the step it runs ("" for a job with ``jobTemplate``).
+    controller ownerReference is the deciding Backfill (only owned Jobs are adopted, counted or
+    deleted; the others belong to other runs: ``run`` and ``run_uid`` name that Backfill, from
+    its controller owner reference and uid label). ``created`` is the creationTimestamp as the
+    API wrote it; other times are aware UTC datetimes; ``message`` is the reason and message of
+    the Failed condition ("" otherwise). ``suspended`` is an active Job with ``spec.suspend:
+    true`` (Kueue holds it: queued); ``partitioning`` the numbering its index belongs to ("" on
+    Jobs made before the label existed). A Job of the PartitionedJob's scheduled runs has
+    ``run`` ``(schedule)``. ``step`` is the step it runs ("" for a job with ``jobTemplate``).
+    ``finishing``: active, but its pod succeeded (module doc): it holds its partition, not a
+    concurrency slot.
     """
 
     name: str
@@ -57,11 +65,17 @@ class ObservedJob:
     run_uid: str = ""
     partitioning: str = ""
     step: str = ""
+    finishing: bool = False
 
     @property
     def active(self) -> bool:
         """True until the Job finished (a queued Job is active: it holds its slot)."""
         return self.state is JobState.ACTIVE
+
+    @property
+    def holds_slot(self) -> bool:
+        """True while the Job counts against a concurrency limit: active and not finishing."""
+        return self.state is JobState.ACTIVE and not self.finishing
 
 
 def job_state(conditions: list[dict[str, Any]]) -> tuple[JobState, datetime | None, str]:
@@ -83,11 +97,24 @@ def job_state(conditions: list[dict[str, Any]]) -> tuple[JobState, datetime | No
     return JobState.ACTIVE, None, ""
 
 
-def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
+def single_pod(spec: dict[str, Any]) -> bool:
+    """True when a Job spec runs one pod to one completion.
+
+    That is ``completions`` and ``parallelism`` unset or 1: then its pod's success is the
+    Job's (batch/v1 Job API).
+    """
+    return spec.get("completions") in (None, 1) and spec.get("parallelism") in (None, 1)
+
+
+def observe_job(
+    raw: dict[str, Any], backfill_uid: str, pod_succeeded: bool = False
+) -> ObservedJob | None:
     """Return the planner's view of a raw batch/v1 Job, or None if it lacks our labels.
 
     A Job whose index or attempt label is not a non-negative integer is ignored (None): it was
-    not created by this operator.
+    not created by this operator. ``pod_succeeded``: a pod of this Job has phase ``Succeeded``
+    (from the operator's pod watch); the Job is then *finishing* (module doc) while active and
+    :func:`single_pod`.
     """
     meta = raw.get("metadata") or {}
     job_labels = meta.get("labels") or {}
@@ -100,6 +127,16 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
         return None
     owners = meta.get("ownerReferences") or []
     owned = any(o.get("controller") and o.get("uid") == backfill_uid for o in owners)
+    # The run's name from the controller owner (the label holds a shortened name beyond 63
+    # characters); a Job without one falls back to the label.
+    run = next(
+        (
+            str(o.get("name") or "")
+            for o in owners
+            if o.get("controller") and o.get("kind") == "Backfill"
+        ),
+        job_labels.get(labels.LABEL_BACKFILL, ""),
+    )
     status = raw.get("status") or {}
     state, finished, message = job_state(status.get("conditions") or [])
     if state is not JobState.ACTIVE:
@@ -119,12 +156,9 @@ def observe_job(raw: dict[str, Any], backfill_uid: str) -> ObservedJob | None:
         message=message,
         deleting=bool(meta.get("deletionTimestamp")),
         suspended=state is JobState.ACTIVE and spec.get("suspend") is True,
-        run=(
-            SCHEDULE_RUN
-            if job_labels.get(labels.LABEL_SCHEDULED) == "true"
-            else job_labels.get(labels.LABEL_BACKFILL, "")
-        ),
+        run=SCHEDULE_RUN if job_labels.get(labels.LABEL_SCHEDULED) == "true" else run,
         run_uid=job_labels.get(labels.LABEL_BACKFILL_UID, ""),
         partitioning=job_labels.get(labels.LABEL_PARTITIONING, ""),
         step=job_labels.get(labels.LABEL_STEP, ""),
+        finishing=pod_succeeded and state is JobState.ACTIVE and single_pod(spec),
     )

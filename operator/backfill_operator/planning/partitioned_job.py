@@ -13,6 +13,7 @@ from datetime import datetime
 from ..api.model import PartitionedJobSpec, PartitionedJobStatus, PartitionLedger
 from ..api.reasons import ConditionType, Reason
 from . import conditions as cond
+from .space import Partition
 from .status import EventIntent
 from .steps import StepGraph, step_graph
 from .verdict import InvalidSpec, SpecError, build_space
@@ -25,19 +26,30 @@ def _is_chain(graph: StepGraph) -> bool:
     )
 
 
+#: The partition a PartitionedJob's template is tried with (server-side dry run). A partition
+#: changes only values the apiserver does not check (an annotation, environment values, a
+#: name the dry run replaces), so a stand-in judges the template as well as a real one, and
+#: exists before the first window of a schedule ends.
+SAMPLE_PARTITION = Partition(0, "sample", None, None)
+
+
 def partitioned_job_status(
     spec: PartitionedJobSpec | SpecError,
     previous: PartitionedJobStatus,
     generation: int,
     now: datetime,
+    template_refusal: str | None = None,
 ) -> PartitionedJobStatus:
     """Return a PartitionedJob's status: Ready/Stalled by whether its partitions parse.
 
     ``spec`` is the parsed spec, or why it could not be read (then Ready=False and
     Stalled=True with reason InvalidPartitions, and the ledger is kept as it is);
     partitions that do not parse (InvalidPartitions) or a cycle among its steps
-    (InvalidSteps) likewise. The ledger
-    is kept unless the partitioning fingerprint changed.
+    (InvalidSteps) likewise. ``template_refusal`` is the apiserver's refusal of a Job built
+    from the template (server-side dry run, :data:`SAMPLE_PARTITION`): Ready=False and
+    Stalled=True with reason InvalidJobTemplate, numbering and ledger kept (no Backfill can
+    run it, but the partitions are what they were). The ledger is kept unless the
+    partitioning fingerprint changed.
     """
     try:
         if isinstance(spec, SpecError):
@@ -68,6 +80,13 @@ def partitioned_job_status(
         cond.make(ConditionType.READY, True, Reason.VALID, describe, generation),
         cond.make(ConditionType.STALLED, False, Reason.VALID, "", generation),
     ]
+    if template_refusal:
+        message = f"the apiserver rejects a Job built from the jobTemplate: {template_refusal}"
+        bad = Reason.INVALID_JOB_TEMPLATE
+        conds = [
+            cond.make(ConditionType.READY, False, bad, message, generation),
+            cond.make(ConditionType.STALLED, True, bad, message, generation),
+        ]
     return previous.model_copy(
         update={
             "observed_generation": generation,

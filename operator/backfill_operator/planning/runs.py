@@ -98,6 +98,8 @@ def as_backfill_status(runs: ScheduleStatus) -> BackfillStatus:
         steps=runs.steps,
         running=runs.running,
         failures=runs.failures,
+        failures_omitted=runs.failures_omitted,
+        retries=runs.retries,
         start_time=runs.start_time,
         last_failure_event_time=runs.last_failure_event_time,
     )
@@ -299,8 +301,8 @@ def compose_runs_status(
     return ScheduleStatus(
         partitioning=rv.space.fingerprint,
         considered=take.considered,
-        scheduled=str(take.scheduled),
-        missed_set=str(take.missed),
+        scheduled=take.scheduled.stored(),
+        missed_set=take.missed.stored(),
         missed=missed,
         last_scheduled=last_scheduled,
         last_schedule_time=last_time,
@@ -313,6 +315,8 @@ def compose_runs_status(
         steps=bf.steps,
         running=bf.running,
         failures=bf.failures,
+        failures_omitted=bf.failures_omitted,
+        retries=bf.retries,
         waiting=bf.waiting,
         message=_message(rv, bf, missed, lag, next_partition, next_time),
         start_time=bf.start_time,
@@ -334,7 +338,7 @@ def _message(
     if rv.runs.suspend:
         parts.append("suspended")
     c = bf.counts
-    busy = c.pending or c.running or c.queued or any(f.retry_at for f in bf.failures)
+    busy = c.pending or c.running or c.queued or bf.retries or any(f.retry_at for f in bf.failures)
     if busy:
         reconciling = cond.find(bf.conditions, ConditionType.RECONCILING)
         parts.append(reconciling.message if reconciling else "running")

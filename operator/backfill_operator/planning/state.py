@@ -31,10 +31,12 @@ from ..api.model import (
     BackfillSpec,
     FailedPartition,
     PartitionSets,
+    RetryGroup,
     RunningPartition,
 )
 from .observed import JobState, ObservedJob
 from .ranges import IndexSet
+from .retries import Retries
 from .space import Selection
 from .steps import MAIN_STEP
 from .times import rfc3339
@@ -81,25 +83,6 @@ class Outcome:
     step: str = MAIN_STEP
 
 
-def waiting_to_retry(
-    failures: Iterable[FailedPartition],
-    running: IndexSet | frozenset[int],
-    succeeded: IndexSet | None = None,
-) -> list[FailedPartition]:
-    """Return the failure entries waiting for a retry: a retry time, not running, not succeeded.
-
-    The one definition of "waiting to retry", used by the planner and by what shows a status
-    (there ``running`` is the indices of ``status.running``; succeeded ones have no entry).
-    Entries of one step at a time (indices are per step).
-    """
-    succeeded = succeeded if succeeded is not None else IndexSet()
-    return [
-        f
-        for f in failures
-        if f.retry_at is not None and f.index not in running and f.index not in succeeded
-    ]
-
-
 @dataclass(frozen=True)
 class PartitionState:
     """One step's state in one pass (a *lane*), by global partition index.
@@ -111,11 +94,15 @@ class PartitionState:
       previous partition's step) did not succeed; ``marked``: recorded as succeeded without a
       Job (``markSucceeded``);
     * ``running``: partitions with an active Job of this step, by index;
-    * ``failures``: the last failed attempt of partitions that failed or wait for a retry;
-    * ``retrying``: failed partitions waiting for a retry (:func:`waiting_to_retry`);
+    * ``failures``: details of the last failed attempt of some partitions that failed or wait
+      for a retry (those of the previous status, and every failure this pass recorded);
+    * ``retries``: every partition that will be retried, by (failed attempts, retry time),
+      while its retry waits and while it runs (:class:`~.retries.Retries`);
+    * ``retrying``: failed partitions waiting for a retry (in ``retries``, not running);
     * ``pending``: selected partitions with none of the above (never launched);
     * ``ready``: the pending partitions whose upstream steps allow a start now (None: all);
-    * ``active_jobs``: active Jobs counted against ``concurrency``;
+    * ``active_jobs``: active Jobs counted against ``concurrency`` (finishing ones, whose pod
+      succeeded, are not: ``planning.observed``);
     * ``new_failures``: failed attempts recorded by this pass (for the PartitionFailed event);
     * ``new_upstream_failed``: partitions this pass found upstream-failed (for the Event);
     * ``waiting_on_others``: pending partitions waiting for another run's Job of an upstream
@@ -141,6 +128,20 @@ class PartitionState:
     new_upstream_failed: int = 0
     waiting_on_others: int = 0
     new_marked: int = 0
+    retries: Retries = field(default_factory=Retries)
+
+    def attempts_recorded(self, index: int) -> int:
+        """Failed attempts of ``index`` the state records (0: none, or succeeded)."""
+        entry = self.failures.get(index)
+        return max(entry.attempts if entry is not None else 0, self.retries.attempts_of(index))
+
+    def due_retries(self, now: datetime) -> tuple[list[tuple[int, int]], datetime | None]:
+        """Selected partitions waiting for a retry that is due at ``now``, and the next retry.
+
+        ``(index, failed attempts)`` by index (the retry is attempt ``attempts + 1``), and the
+        earliest retry time after ``now`` (None: none waits).
+        """
+        return self.retries.due(self.retrying.intersection(self.selection.indices), now)
 
     @property
     def running_set(self) -> IndexSet:
@@ -313,22 +314,28 @@ def observe_lane(
     previous_failures: Iterable[FailedPartition],
     owned: Mapping[int, list[ObservedJob]],
     now: datetime,
+    previous_retries: Iterable[RetryGroup] = (),
 ) -> LaneObservation:
     """Merge one step's previous status with the run's own Jobs of that step.
 
     ``previous`` holds the step's recorded sets (the Backfill's top-level sets for a job with
     ``jobTemplate``, its ``status.steps[]`` entry otherwise); ``previous_failures`` the step's
-    ``status.failures`` entries; ``owned`` the run's Jobs of the step by partition index (each
-    list by ascending attempt). Pure; ``now`` is aware UTC.
+    ``status.failures`` entries and ``previous_retries`` its ``status.retries`` groups;
+    ``owned`` the run's Jobs of the step by partition index (each list by ascending attempt).
+    Pure; ``now`` is aware UTC.
     """
     succeeded = IndexSet.parse(previous.succeeded)
     failed = IndexSet.parse(previous.failed)
     skipped = IndexSet.parse(previous.skipped)
     upstream_failed = IndexSet.parse(previous.upstream_failed)
     marked = IndexSet.parse(previous.marked)
+    previous_failures = list(previous_failures)
     failures = {f.index: f for f in previous_failures}
+    retries = Retries.read(previous_retries, previous_failures)
     new_ok: list[int] = []
     new_bad: list[int] = []
+    ok_now: set[int] = set()
+    retried: dict[tuple[int, str], list[int]] = {}
     outcomes: list[Outcome] = []
     new_failures: list[FailedPartition] = []
     running: dict[int, RunningPartition] = {}
@@ -337,7 +344,8 @@ def observe_lane(
     for index, attempts in owned.items():
         for obs in attempts:
             if obs.state is JobState.ACTIVE:
-                active_jobs += 1
+                if obs.holds_slot:
+                    active_jobs += 1
                 running[index] = RunningPartition(
                     key=obs.key,
                     index=index,
@@ -354,20 +362,24 @@ def observe_lane(
                 else None
             )
             if obs.state is JobState.SUCCEEDED:
-                if index in succeeded:
+                if index in succeeded or index in ok_now:
                     continue
-                succeeded = succeeded.add(index)
-                failed = failed.remove(index) if index in failed else failed
+                ok_now.add(index)
                 failures.pop(index, None)
                 new_ok.append(index)
                 outcomes.append(Outcome(index, obs.key, obs.attempt, True, duration, True, step))
                 continue
             # Failed attempt: recorded once, by attempt number; one superseded by a newer
-            # attempt was recorded before that attempt could be launched.
-            if index in succeeded or obs is not attempts[-1]:
+            # attempt was recorded before that attempt could be launched; a partition failed
+            # for good is never launched again (its details may have left the status).
+            if index in succeeded or index in ok_now or obs is not attempts[-1]:
                 continue
-            known = failures.get(index)
-            if known is not None and known.attempts >= obs.attempt:
+            if index in failed:
+                continue
+            known = max(
+                failures[index].attempts if index in failures else 0, retries.attempts_of(index)
+            )
+            if known >= obs.attempt:
                 continue
             final = obs.attempt > spec.retries.limit
             retry_at = None
@@ -386,15 +398,20 @@ def observe_lane(
             failures[index] = entry
             new_failures.append(entry)
             if final:
-                failed = failed.add(index)
                 new_bad.append(index)
+            else:
+                retried.setdefault((obs.attempt, retry_at or rfc3339(now)), []).append(index)
             outcomes.append(Outcome(index, obs.key, obs.attempt, False, duration, final, step))
 
+    ok_set, bad_set = IndexSet.from_indices(new_ok), IndexSet.from_indices(new_bad)
+    if ok_set or bad_set:
+        succeeded = succeeded.union(ok_set)
+        failed = failed.difference(ok_set).union(bad_set)
+    if ok_set or bad_set or retried:
+        retries = retries.changed(ok_set.union(bad_set), retried)
     running_set = IndexSet.from_indices(running)
-    retrying = IndexSet.from_indices(
-        f.index for f in waiting_to_retry(failures.values(), running_set, succeeded)
-    )
     settled = succeeded.union(failed).union(skipped).union(upstream_failed).union(marked)
+    retrying = retries.members.difference(running_set).difference(settled)
     pending = selection.indices.difference(settled).difference(running_set).difference(retrying)
     state = PartitionState(
         selection=selection,
@@ -410,7 +427,6 @@ def observe_lane(
         step=step,
         upstream_failed=upstream_failed,
         marked=marked,
+        retries=retries,
     )
-    return LaneObservation(
-        state, tuple(outcomes), IndexSet.from_indices(new_ok), IndexSet.from_indices(new_bad)
-    )
+    return LaneObservation(state, tuple(outcomes), ok_set, bad_set)

@@ -6,9 +6,14 @@ here), counts, compact partition sets, running and failed entries, the dry-run p
 timestamps. :func:`status_events` compares the new status with the previous one and returns the
 Events to send once it is written (transitions only).
 
-Status size is bounded: ``failures`` lists the waiting retries plus at most
-:data:`MAX_FAILURE_DETAILS` partitions that failed for good (all of them are in the compact
-``partitions.failed`` set), messages are cut at 256 characters.
+Status size is bounded whatever the pattern of outcomes: the partition sets are compact
+(text, or a compressed bitmap when that is shorter: :meth:`~.ranges.IndexSet.stored`);
+``retries`` holds every partition that will be retried in a few groups by (attempts, retry
+time) (:func:`_retry_groups` coarsens the times when there are many); ``failures`` lists at
+most :data:`MAX_RETRY_DETAILS` of those with details plus the last
+:data:`MAX_FAILURE_DETAILS` partitions that failed for good (all of them are in
+``partitions.failed``), ``failuresOmitted`` counts the rest; messages are cut at 256
+characters.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..api.model import (
+    MAX_FAILURE_DETAILS,
     MAX_LOCK_HOLDERS,
+    MAX_RETRY_DETAILS,
     TERMINAL_PHASES,
     BackfillStatus,
     Condition,
@@ -30,6 +37,7 @@ from ..api.model import (
     PartitionSets,
     Phase,
     Plan,
+    RetryGroup,
     StepStatus,
     Waiting,
 )
@@ -39,12 +47,15 @@ from . import conditions as cond
 from .admission import holders
 from .decide import Blocked
 from .ranges import IndexSet
-from .state import LaunchRequest, PartitionState, RunState, Unit, waiting_to_retry
+from .retries import Retries
+from .state import LaunchRequest, PartitionState, RunState, Unit
 from .times import parse_time, rfc3339
 from .verdict import Verdict
 
-#: Failed-for-good partitions listed with details in status (all are in the index set).
-MAX_FAILURE_DETAILS = 100
+#: ``status.retries`` groups at most before retry times are rounded up (:func:`_retry_groups`).
+MAX_RETRY_GROUPS = 64
+#: The roundings tried in turn, seconds (after merging the retries already due).
+RETRY_GRAINS_SECONDS = (10, 60, 300, 900, 3600)
 #: Keys shown at each end of a dry-run plan.
 PLAN_SAMPLE = 5
 #: At most one PartitionFailed event per Backfill per this many seconds.
@@ -230,7 +241,7 @@ def _counts_and_sets(
     pending = len(selection) - sum(counts.values())
     return (
         PartitionCounts(total=len(selection), pending=pending, **counts),
-        PartitionSets(**{name: str(states[name]) for name in _SET_STATES}),
+        PartitionSets(**{name: states[name].stored() for name in _SET_STATES}),
     )
 
 
@@ -318,33 +329,16 @@ def compose_status(
     state = state.launched(launched, created or {}, now)
     selection = state.selection
     running_entries = state.running_entries()
-    retrying: list[FailedPartition] = []
-    in_retry: list[FailedPartition] = []
-    failed_entries: list[FailedPartition] = []
     steps: list[StepStatus] = []
     pending_units = 0
+    retrying = 0
     for lane in state.lanes:
-        running_set = lane.running_set
-        retrying += waiting_to_retry(lane.failures.values(), running_set, lane.succeeded)
-        # A partition whose retry runs keeps its entry: it records which attempts already
-        # failed (their Jobs may still be listed, kept by the history limit) until it ends.
-        in_retry += [
-            f
-            for f in lane.failures.values()
-            if f.retry_at is not None and f.index in running_set and f.index not in lane.succeeded
-        ]
-        failed_entries += [f for f in lane.failures.values() if f.index in lane.failed]
+        retrying += len(lane.retrying)
         pending_units += len(lane.pending.intersection(selection.indices))
         if state.stepped:
             lane_counts, lane_sets = _lane_status(lane)
             steps.append(StepStatus(name=lane.step, counts=lane_counts, partitions=lane_sets))
-    ranks = {lane.step: rank for rank, lane in enumerate(state.lanes)}
-
-    def order(f: FailedPartition) -> tuple[int, int]:
-        return (f.index, ranks.get(f.step or "", 0))
-
-    failed_entries.sort(key=order)
-    failures = sorted(retrying + in_retry, key=order) + failed_entries[-MAX_FAILURE_DETAILS:]
+    retry_groups, failures, omitted = _failures(state, now)
     if state.stepped:
         counts, sets = roll_up(state)
     else:
@@ -357,7 +351,7 @@ def compose_status(
         verdict,
         counts,
         active,
-        len(retrying),
+        retrying,
         launch_error,
         waits,
         pending_units=pending_units,
@@ -393,6 +387,8 @@ def compose_status(
         steps=steps,
         running=running_entries,
         failures=failures,
+        failures_omitted=omitted or None,
+        retries=retry_groups,
         plan=_plan(state, spec.order, counts.skipped) if spec.dry_run else None,
         waiting=_waiting(blocked) if phase not in TERMINAL_PHASES else None,
         template_hash=verdict.template_hash or previous.template_hash,
@@ -400,6 +396,73 @@ def compose_status(
         completion_time=completion,
         last_failure_event_time=last_failure_event,
     )
+
+
+def _retry_groups(books: Sequence[Retries], now: datetime) -> list[Retries]:
+    """The lanes' retries with at most :data:`MAX_RETRY_GROUPS` groups in all, when possible.
+
+    As they are when few; else retries already due are merged (one group per attempt count),
+    then later retry times rounded up to 10 s, a minute, 5, 15 or 60 minutes until few enough
+    (:meth:`.retries.Retries.coarsened`): no retry starts before its time.
+    """
+    if sum(len(b.groups) for b in books) <= MAX_RETRY_GROUPS:
+        return list(books)
+    for grain in (None, *RETRY_GRAINS_SECONDS):
+        coarse = [b.coarsened(now, grain) for b in books]
+        if sum(len(b.groups) for b in coarse) <= MAX_RETRY_GROUPS:
+            break
+    return coarse
+
+
+def _failures(
+    state: RunState, now: datetime
+) -> tuple[list[RetryGroup], list[FailedPartition], int]:
+    """``status.retries``, ``status.failures`` and ``status.failuresOmitted`` of a pass.
+
+    Retries: every (partition, step) waiting for a retry or running it. Failures: the first
+    :data:`MAX_RETRY_DETAILS` of those with details (by partition, then step order), then
+    the last :data:`MAX_FAILURE_DETAILS` failed for good; omitted: the failed pairs not listed.
+    """
+    ranks = {lane.step: rank for rank, lane in enumerate(state.lanes)}
+
+    def order(f: FailedPartition) -> tuple[int, int]:
+        return (f.index, ranks.get(f.step or "", 0))
+
+    books: list[Retries] = []
+    for lane in state.lanes:
+        # A partition whose retry runs stays in its group: it records which attempts already
+        # failed (their Jobs may still be listed, kept by the history limit) until it ends.
+        running = lane.running_set.difference(lane.succeeded)
+        books.append(lane.retries.restricted(lane.retrying.union(running)))
+    books = _retry_groups(books, now)
+    groups: list[RetryGroup] = []
+    retry_details: list[FailedPartition] = []
+    final_details: list[FailedPartition] = []
+    failed_total = 0
+    for lane, book in zip(state.lanes, books, strict=True):
+        groups += [
+            RetryGroup(
+                step=lane.step or None,
+                attempts=g.attempts,
+                retry_at=g.at,
+                partitions=g.indices.stored(),
+            )
+            for g in book.groups
+        ]
+        members = book.members
+        for f in lane.failures.values():
+            if f.index in members:
+                at = book.retry_at_of(f.index)
+                retry_details.append(
+                    f if at == f.retry_at else f.model_copy(update={"retry_at": at})
+                )
+            elif f.index in lane.failed:
+                final_details.append(f)
+        failed_total += len(members) + len(lane.failed)
+    retry_details.sort(key=order)
+    final_details.sort(key=order)
+    failures = retry_details[:MAX_RETRY_DETAILS] + final_details[-MAX_FAILURE_DETAILS:]
+    return groups, failures, max(0, failed_total - len(failures))
 
 
 def _waiting(blocked: Blocked) -> Waiting | None:

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ... import clock
-from ...api.labels import LABEL_PARTITIONED_JOB
+from ...api.labels import LABEL_PARTITIONED_JOB, label_value
 from ...api.model import BACKFILLS, BackfillSpec, BackfillStatus, PartitionedJobSpec
 from ...planning.observed import ObservedJob, observe_job
 from ...planning.space import PartitionError, PartitionSpace, Selection
@@ -141,7 +141,7 @@ def observed_step_jobs(session: Session, job: str) -> list[tuple[str, ObservedJo
 
     The step is "" for the Jobs of a job without steps. One request.
     """
-    raw = session.client.list_jobs(f"{LABEL_PARTITIONED_JOB}={job}")
+    raw = session.client.list_jobs(f"{LABEL_PARTITIONED_JOB}={label_value(job)}")
     return [(j.step, j) for j in (observe_job(r, "") for r in raw) if j is not None]
 
 

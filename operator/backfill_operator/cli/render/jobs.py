@@ -475,7 +475,14 @@ def render_job_status(
     runs = view.runs
     if rs is not None and runs is not None:
         parts.extend(running_block(rs.running, now, title="Scheduled runs: "))
-        parts.extend(failures_block(rs.failures, runs.retries.limit + 1, title="Scheduled runs: "))
+        parts.extend(
+            failures_block(
+                rs.failures,
+                runs.retries.limit + 1,
+                title="Scheduled runs: ",
+                omitted=rs.failures_omitted or 0,
+            )
+        )
     return Group(*parts)
 
 

@@ -34,8 +34,8 @@ from ...api.model import (
     Waiting,
 )
 from ...planning.ranges import IndexSet
+from ...planning.retries import retries_waiting
 from ...planning.space import plural
-from ...planning.state import waiting_to_retry
 from ...planning.times import parse_time
 from .grid import (
     GRID_MAX_ROWS,
@@ -300,7 +300,11 @@ def render_status(
         parts.append(Text(f"(no partition grid: {view.grid_note})", style="dim"))
 
     parts.extend(running_block(status.running, now))
-    parts.extend(failures_block(status.failures, view.spec.retries.limit + 1))
+    parts.extend(
+        failures_block(
+            status.failures, view.spec.retries.limit + 1, omitted=status.failures_omitted or 0
+        )
+    )
     return Group(*parts)
 
 
@@ -359,18 +363,20 @@ def running_block(
 
 
 def failures_block(
-    failures: Sequence[FailedPartition], attempts: int, *, title: str = ""
+    failures: Sequence[FailedPartition], attempts: int, *, title: str = "", omitted: int = 0
 ) -> list[RenderableType]:
     """Return the lines listing failed partitions (at most ``DETAIL_LIMIT``); none when empty.
 
-    ``attempts`` is the retry limit plus one. A blank line, the title (``Failures (2)``,
-    prefixed by ``title``), then per partition ``  KEY  attempt 2/3, retry at T`` (or
-    ``failed for good``; the step after the key for a job with steps) and the Job with its
-    failure message.
+    ``attempts`` is the retry limit plus one; ``omitted`` the failures the status counts but
+    does not list (``failuresOmitted``). A blank line, the title (``Failures (2)``, the
+    listed and omitted ones, prefixed by ``title``), then per partition ``  KEY  attempt 2/3,
+    retry at T`` (or ``failed for good``; the step after the key for a job with steps) and
+    the Job with its failure message, then ``… and N more``.
     """
-    if not failures:
+    if not failures and not omitted:
         return []
-    heading = f"Failures ({len(failures)})"
+    total = len(failures) + omitted
+    heading = f"Failures ({total})"
     if title:
         heading = title + heading[0].lower() + heading[1:]
     lines: list[RenderableType] = [Text(""), Text(heading, style="bold red")]
@@ -379,8 +385,10 @@ def failures_block(
         line = Text(f"  {f.key}{_step_part(f.step)}  attempt {f.attempts}/{attempts}, {when}")
         line.append(f"\n    job/{f.job}" + (f": {f.message}" if f.message else ""), style="dim")
         lines.append(line)
-    if len(failures) > DETAIL_LIMIT:
-        lines.append(Text(f"  … and {len(failures) - DETAIL_LIMIT} more", style="dim"))
+    shown = min(len(failures), DETAIL_LIMIT)
+    if total > shown:
+        more = f"  … and {total - shown} more" if shown else "  (none listed with details)"
+        lines.append(Text(more, style="dim"))
     return lines
 
 
@@ -390,7 +398,7 @@ def follow_line(view: StatusView, now: datetime) -> str:
     Shape: ``HH:MM:SS Running 12/90 done: 10 succeeded, 2 failed, 5 running, 73 pending;
     ETA 3m 10s`` (upstream failed after failed, queued after running, skipped and marked
     appear only when there are some; then ``(N waiting to retry)`` when failed partitions
-    wait for a retry, as :func:`~backfill_operator.planning.state.waiting_to_retry` counts
+    wait for a retry, as :func:`~backfill_operator.planning.retries.retries_waiting` counts
     them). For a job with steps the counts are the partitions' roll-up.
     """
     if view.status.phase is None:
@@ -402,8 +410,7 @@ def follow_line(view: StatusView, now: datetime) -> str:
         for s in STATE_ORDER
         if prog.count(s) or (s not in OPTIONAL_STATES and s != "skipped")
     )
-    running = frozenset(r.index for r in view.status.running)
-    retrying = len(waiting_to_retry(view.status.failures, running))
+    retrying = retries_waiting(view.status)
     if retrying:
         counts += f" ({retrying} waiting to retry)"
     return f"{now:%H:%M:%S} {phase_of(view)} {prog.done}/{prog.total} done: {counts}; ETA {eta}"

@@ -27,6 +27,7 @@ from ...api.labels import (
     LABEL_PARTITION_INDEX,
     LABEL_PARTITIONED_JOB,
     LABEL_RETRY_OF,
+    label_value,
 )
 from ...api.model import (
     BACKFILLS,
@@ -300,7 +301,7 @@ class Ui:
     def _jobs_of(
         self, session: Session, job: str, index: int, fingerprint: str | None
     ) -> list[dict[str, Any]]:
-        selector = f"{LABEL_PARTITIONED_JOB}={job},{LABEL_PARTITION_INDEX}={index}"
+        selector = f"{LABEL_PARTITIONED_JOB}={label_value(job)},{LABEL_PARTITION_INDEX}={index}"
         out = []
         for raw in session.client.list_jobs(selector):
             observed = observe_job(raw, "")
