@@ -321,7 +321,10 @@ def test_status_once_text_and_json(cluster: Any, namespace: str, kb: Run) -> Non
 def test_status_watch_in_a_terminal(cluster: Any, namespace: str, kb: Run, spawn: Spawn) -> None:
     apply_job(cluster, namespace, "sales")
     ok(kb("create sales --from 2024-01-01 --to 2024-01-08 --concurrency 2 --name w1"))
+    ok(kb("suspend w1"))  # held until the watch is on screen: it sees the run, however fast
     child = spawn("status w1 -w --interval 0.3")
+    child.expect("Suspended")
+    ok(kb("resume w1"))
     child.expect("Running")
     code, raw = finish(child)
     out = plain(raw)
