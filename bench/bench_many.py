@@ -42,6 +42,7 @@ from common import (
     OperatorReadings,
     Result,
     Watch,
+    backfill,
     create_namespace,
     custom_watch,
     job_finished,
@@ -71,19 +72,9 @@ def backfill_of(
     name: str, job: str, first: int, partitions: int, concurrency: int
 ) -> dict[str, Any]:
     """A Backfill of the minutes ``first`` .. ``first + partitions - 1`` of ``job``."""
-    start = START + timedelta(minutes=first)
-    last = start + timedelta(minutes=partitions - 1)
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Backfill",
-        "metadata": {"name": name},
-        "spec": {
-            "jobRef": {"name": job},
-            "range": {"from": f"{start:%Y-%m-%dT%H:%M}", "to": f"{last:%Y-%m-%dT%H:%M}"},
-            "concurrency": concurrency,
-            "successfulJobsHistoryLimit": 1,
-        },
-    }
+    body = backfill(name, job, partitions, concurrency, START + timedelta(minutes=first))
+    body["spec"]["successfulJobsHistoryLimit"] = 1
+    return body
 
 
 def by_backfill(events: list[Event]) -> dict[str, list[Event]]:
