@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import re
 import secrets
 import sys
 from collections.abc import Iterator
@@ -116,8 +117,8 @@ def chaos(
         config_file=str(chaos_cluster.kubeconfig)
     )
     core = client.CoreV1Api(api_client)
-    base = request.node.name.lower().replace("_", "-").replace("[", "-").strip("-]")[:40]
-    namespace = f"chaos-{base.strip('-')}-{secrets.token_hex(3)}"
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
+    namespace = f"chaos-{base}-{secrets.token_hex(3)}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     env = ChaosEnv(
         cluster=chaos_cluster,

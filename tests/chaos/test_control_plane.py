@@ -86,12 +86,12 @@ def run_control_plane_crashes(
     )
 
 
-def test_apiserver_then_etcd_killed_mid_run(chaos: ChaosEnv) -> None:
+def test_apiserver_killed_mid_run(chaos: ChaosEnv) -> None:
+    """The short version: the apiserver only. An etcd kill can make KWOK (the pod simulator,
+    not the system under test) miss a pod until it re-lists about 9 minutes later, so the
+    etcd scenarios run in ``make chaos`` only (docs/reliability.md, Limits)."""
     run_control_plane_crashes(
-        chaos,
-        partitions=150,
-        concurrency=20,
-        crashes=[("kube-apiserver", 2.0), ("etcd", 2.0)],
+        chaos, partitions=150, concurrency=20, crashes=[("kube-apiserver", 2.0)]
     )
 
 

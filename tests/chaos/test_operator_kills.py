@@ -2,8 +2,9 @@
 
 Kills are spread through the run (after every ``partitions / (kills + 1)`` Jobs created, at a
 random moment within a second, so some land in the middle of a pass), and the operator stays
-down up to 2 s each time while Jobs go on finishing. About 1% of the partitions fail their
-first attempt and are retried once, so the retry path is crashed into too.
+down up to 1.5 s each time (plus its start-up, 2 to 5 s) while Jobs go on finishing. About 1%
+of the partitions fail their first attempt and are retried once, so the retry path is crashed
+into too.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def run_operator_kills(
             time.sleep(rng.uniform(0.0, 1.0))  # anywhere in a pass
             operator.kill()
             killed = time.monotonic()
-            time.sleep(rng.uniform(0.0, 2.0))  # down: Jobs go on finishing meanwhile
+            time.sleep(rng.uniform(0.0, 1.5))  # down: Jobs go on finishing meanwhile
             operator.start()
             down += time.monotonic() - killed
         chaos.api.wait_phase("all", {"Succeeded"}, timeout=120 + partitions)
