@@ -49,6 +49,11 @@ LABEL_SCHEDULED = f"{GROUP}/scheduled"
 LABEL_PARTITIONED_JOB = f"{GROUP}/partitioned-job"
 #: Label: the global partition index, decimal.
 LABEL_PARTITION_INDEX = f"{GROUP}/partition-index"
+#: Label: how many consecutive partitions from the index the Job runs, decimal (only on Jobs
+#: of more than one partition: ``partitionsPerJob``; absent means 1).
+LABEL_PARTITION_COUNT = f"{GROUP}/partition-count"
+#: Annotation: the key of the last partition of a Job of more than one partition.
+ANNOTATION_PARTITION_KEY_LAST = f"{GROUP}/partition-key-last"
 #: Label: the step of the partition the Job runs (jobs with ``spec.steps`` only).
 LABEL_STEP = f"{GROUP}/step"
 #: Label: the attempt number, 1-based, decimal.

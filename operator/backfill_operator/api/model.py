@@ -38,6 +38,8 @@ MAX_STATIC_VALUES = 10_000
 MAX_CONCURRENCY = 1_000
 #: Largest ``spec.concurrency`` of a PartitionedJob: the job-wide limit.
 MAX_JOB_CONCURRENCY = 10_000
+#: Most partitions one Job may run (``partitionsPerJob``).
+MAX_PARTITIONS_PER_JOB = 100_000
 #: Bounds of ``spec.priority`` (those of a Kubernetes PriorityClass value).
 MAX_PRIORITY = 1_000_000_000
 #: Other runs listed in ``status.waiting.holders`` at most.
@@ -68,6 +70,9 @@ RESERVED_ENV = (
     "PARTITION_START",
     "PARTITION_END",
     "PARTITION_INDEX",
+    "PARTITION_KEY_FIRST",
+    "PARTITION_KEY_LAST",
+    "PARTITION_COUNT",
     "BACKFILL_NAME",
     "BACKFILL_ATTEMPT",
     "STEP_NAME",
@@ -532,7 +537,8 @@ class PartitionedJobSpec(_Model):
         description=(
             "A batch/v1 JobTemplateSpec, as in CronJob: one Job per partition. Every container "
             "gets the environment variables PARTITION_KEY, PARTITION_START, PARTITION_END, "
-            "PARTITION_INDEX, BACKFILL_NAME and BACKFILL_ATTEMPT (and STEP_NAME with steps). "
+            "PARTITION_INDEX, PARTITION_KEY_FIRST, PARTITION_KEY_LAST, PARTITION_COUNT, "
+            "BACKFILL_NAME and BACKFILL_ATTEMPT (and STEP_NAME with steps). "
             "Exactly one of jobTemplate and steps."
         ),
         json_schema_extra=_JOB_TEMPLATE_SCHEMA,
@@ -555,6 +561,20 @@ class PartitionedJobSpec(_Model):
             "Job-wide limit: at most this many active Jobs of this job at once, across all its "
             "Backfills. Free slots go to the Backfill with the highest spec.priority; equal "
             "priorities share them evenly. Unset: only each Backfill's own concurrency applies."
+        ),
+    )
+    partitions_per_job: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PARTITIONS_PER_JOB,
+        description=(
+            "Run up to this many consecutive partitions in one Job (Dagster's "
+            "max_partitions_per_run), for jobs that process a range in one go: the Job gets "
+            "PARTITION_KEY_FIRST, PARTITION_KEY_LAST, PARTITION_START (of the first), "
+            "PARTITION_END (of the last) and PARTITION_COUNT. Its outcome is recorded for each "
+            "of its partitions; a retry re-runs the batch. Concurrency limits count Jobs. The "
+            "default of this job's Backfills (which may set their own) and of its scheduled "
+            "runs' catch-up. Unset: 1."
         ),
     )
     runs: ScheduledRuns | None = Field(
@@ -808,6 +828,15 @@ class BackfillSpec(_Model):
         ge=1,
         le=MAX_CONCURRENCY,
         description="At most this many of this Backfill's Jobs are active at once.",
+    )
+    partitions_per_job: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PARTITIONS_PER_JOB,
+        description=(
+            "Run up to this many consecutive partitions in one Job (see the PartitionedJob's "
+            "partitionsPerJob; concurrency counts Jobs). Unset: the PartitionedJob's, else 1."
+        ),
     )
     order: Order = Field(default=Order.OLDEST_FIRST, description="Launch order.")
     reprocess: Reprocess = Field(
@@ -1077,10 +1106,18 @@ class RetryGroup(_Model):
 
 
 class RunningPartition(_Model):
-    """A partition (step) with an active Job."""
+    """A partition (step) with an active Job; with ``count``, a batch of consecutive ones.
+
+    ``index``/``key`` are the (first) partition's; a Job of ``partitionsPerJob`` runs the
+    ``count`` partitions ``index`` .. ``index + count - 1`` (``lastKey`` the last one's key).
+    """
 
     key: str
     index: int
+    count: int | None = Field(
+        default=None, description="Partitions the Job runs from index on (unset: 1)."
+    )
+    last_key: str | None = Field(default=None, description="The batch's last partition key.")
     step: str | None = Field(default=None, description="The step (jobs with spec.steps).")
     job: str
     attempt: int

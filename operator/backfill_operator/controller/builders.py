@@ -84,8 +84,12 @@ def build_job(
     operator's (:mod:`backfill_operator.api.labels`; names as label values, shortened with a
     hash beyond 63 characters), a controller ownerReference to the
     owner, and the variables PARTITION_KEY, PARTITION_START, PARTITION_END (RFC 3339, ""
-    for static values), PARTITION_INDEX, BACKFILL_NAME and BACKFILL_ATTEMPT on every container
-    and init container. A scheduled run's Job (owner kind PartitionedJob) is labelled
+    for static values), PARTITION_INDEX, PARTITION_KEY_FIRST, PARTITION_KEY_LAST,
+    PARTITION_COUNT, BACKFILL_NAME and BACKFILL_ATTEMPT on every container and init container.
+    A Job of several partitions (``request.count`` > 1, ``partitionsPerJob``) has the first
+    one's key, index and start, the last one's end, and the labels/annotations
+    ``backfill.dev/partition-count`` and ``backfill.dev/partition-key-last`` (on its pods
+    too). A scheduled run's Job (owner kind PartitionedJob) is labelled
     ``backfill.dev/scheduled: "true"`` instead of with a Backfill, and its BACKFILL_NAME is "".
     ``spec.ttlSecondsAfterFinished`` is dropped: the operator
     deletes finished Jobs itself once their outcome is recorded, and a Job that vanishes
@@ -110,6 +114,8 @@ def build_job(
         }
     )
     step_labels = {names.LABEL_STEP: request.step} if request.step else {}
+    batch_labels = {names.LABEL_PARTITION_COUNT: str(request.count)} if request.count > 1 else {}
+    last_key = request.last_key or request.key
     job_labels = {
         **(meta.get("labels") or {}),
         **(extra_labels or {}),
@@ -118,6 +124,7 @@ def build_job(
         names.LABEL_PARTITIONED_JOB: names.label_value(partitioned_job),
         names.LABEL_PARTITION_INDEX: str(request.index),
         names.LABEL_ATTEMPT: str(request.attempt),
+        **batch_labels,
     }
     if partitioning:
         job_labels[names.LABEL_PARTITIONING] = partitioning
@@ -127,17 +134,22 @@ def build_job(
             job_labels[names.KUEUE_PRIORITY_CLASS] = kueue.priority_class
     if job_labels.get(names.KUEUE_QUEUE_NAME):
         spec["suspend"] = True
+    batch_annotations = {names.ANNOTATION_PARTITION_KEY_LAST: last_key} if request.count > 1 else {}
     annotations = {
         **(meta.get("annotations") or {}),
         **(extra_annotations or {}),
         names.ANNOTATION_PARTITION_KEY: request.key,
         names.ANNOTATION_TEMPLATE_HASH: template_hash,
+        **batch_annotations,
     }
     env_vars = [
         {"name": "PARTITION_KEY", "value": request.key},
         {"name": "PARTITION_START", "value": rfc3339(request.start)},
         {"name": "PARTITION_END", "value": rfc3339(request.end)},
         {"name": "PARTITION_INDEX", "value": str(request.index)},
+        {"name": "PARTITION_KEY_FIRST", "value": request.key},
+        {"name": "PARTITION_KEY_LAST", "value": last_key},
+        {"name": "PARTITION_COUNT", "value": str(request.count)},
         {"name": "BACKFILL_NAME", "value": "" if owner.scheduled else owner.name},
         {"name": "BACKFILL_ATTEMPT", "value": str(request.attempt)},
     ]
@@ -154,11 +166,13 @@ def build_job(
         **({} if owner.scheduled else {names.LABEL_BACKFILL: names.label_value(owner.name)}),
         names.LABEL_PARTITION_INDEX: str(request.index),
         names.LABEL_ATTEMPT: str(request.attempt),
+        **batch_labels,
     }
     pod_meta["annotations"] = {
         **(pod_meta.get("annotations") or {}),
         **(extra_annotations or {}),
         names.ANNOTATION_PARTITION_KEY: request.key,
+        **batch_annotations,
     }
     pod_spec: dict[str, Any] = pod_template.setdefault("spec", {})
     for field in ("containers", "initContainers"):

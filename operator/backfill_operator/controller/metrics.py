@@ -122,13 +122,14 @@ class Metrics:
         )
         self.runs = Counter(
             "backfill_partition_runs",
-            "Finished partition runs (Job attempts) by result.",
+            "Finished partition runs (partition attempts; a Job of N partitions counts N) by "
+            "result.",
             (*_BF, "result"),
             registry=reg,
         )
         self.duration = Histogram(
             "backfill_partition_run_duration_seconds",
-            "Run time of a partition attempt, Job start to finish.",
+            "Run time of a Job attempt, start to finish (once per Job, whatever its partitions).",
             (*_BF, "result"),
             buckets=_DURATION_BUCKETS,
             registry=reg,
@@ -273,12 +274,12 @@ class Metrics:
     def record(self, namespace: str, name: str, outcomes: Iterable[Outcome], created: int) -> None:
         """Count finished runs (with durations) and created Jobs of one pass.
 
-        Runs are Job attempts: with steps, every step's, counted together (``Outcome.step`` is
-        not a label).
+        Runs are partition attempts: with steps, every step's, counted together (``Outcome.step``
+        is not a label); a Job of several partitions counts each and observes its duration once.
         """
         for outcome in outcomes:
             result = "succeeded" if outcome.succeeded else "failed"
-            self.runs.labels(namespace, name, result).inc()
+            self.runs.labels(namespace, name, result).inc(outcome.count)
             if outcome.duration_seconds is not None:
                 self.duration.labels(namespace, name, result).observe(outcome.duration_seconds)
         if created:

@@ -122,7 +122,8 @@ def shared_view(
     ends, and ``reprocess`` must see it). A failed Job holds nothing: its run may retry later
     or never (a Backfill out of failure budget keeps its failed Jobs), and a partition without
     a success may run again. Jobs of another numbering (``partitioning`` label) hold nothing.
-    ``claims`` (other runs' latest) get their ``active`` counted afresh from ``jobs``.
+    ``claims`` (other runs' latest) get their ``active`` counted afresh from ``jobs``. A Job
+    of several partitions (``partitionsPerJob``) holds each of them and one slot.
     """
     jobs = list(jobs)
     active_jobs = sum(1 for j in jobs if j.holds_slot)
@@ -141,12 +142,13 @@ def shared_view(
         if job.active:
             if job.holds_slot:
                 per_run[job.run] = per_run.get(job.run, 0) + 1
-            held[(job.step, job.index)] = job.run
+            held.update(((job.step, i), job.run) for i in job.indices)
     for job in succeeded:
         if job.step not in ok:
             ok[job.step] = ledger_of(job_status, fingerprint, job.step)[0]
-        if job.index not in ok[job.step]:
-            held.setdefault((job.step, job.index), job.run)
+        for i in job.indices:
+            if i not in ok[job.step]:
+                held.setdefault((job.step, i), job.run)
     fresh = [replace(c, active=per_run.get(c.key, 0)) for c in claims]
     return JobWide(limit=limit, active_jobs=active_jobs, held=held, claims=fresh)
 

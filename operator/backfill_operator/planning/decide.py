@@ -159,31 +159,100 @@ def plan(
 def _started(state: RunState) -> int:
     """(Partition, step) pairs this run has started so far (the tie-breaker of equal claims)."""
     return sum(
-        len(lane.succeeded) + len(lane.failed) + len(lane.running) + len(lane.retrying)
+        len(lane.succeeded) + len(lane.failed) + len(lane.running_set) + len(lane.retrying)
         for lane in state.lanes
     )
 
 
-def _request(verdict: Verdict, step: str, index: int, attempt: int) -> LaunchRequest:
+def batch_size(verdict: Verdict) -> int:
+    """Partitions per Job of a run: its ``partitionsPerJob``, else its job's, else 1."""
+    spec = verdict.backfill.spec
+    if spec is not None and spec.partitions_per_job is not None:
+        return spec.partitions_per_job
+    pj = verdict.partitioned_job.spec
+    if pj is not None and pj.partitions_per_job is not None:
+        return pj.partitions_per_job
+    return 1
+
+
+#: A batch to launch: (step, first index, last index, attempt), indices inclusive.
+Batch = tuple[str, int, int, int]
+
+
+def _request(verdict: Verdict, batch: Batch) -> LaunchRequest:
+    step, lo, hi, attempt = batch
     selection = verdict.selection
     assert selection is not None
     bf = verdict.backfill
-    part = selection.partition(index)
-    name = naming.job_name(bf.name, bf.uid, index, part.key, attempt, step)
-    return LaunchRequest(part.index, part.key, part.start, part.end, attempt, name, step)
+    part = selection.partition(lo)
+    name = naming.job_name(bf.name, bf.uid, lo, part.key, attempt, step)
+    if hi == lo:
+        return LaunchRequest(part.index, part.key, part.start, part.end, attempt, name, step)
+    last = selection.partition(hi)
+    return LaunchRequest(
+        lo, part.key, part.start, last.end, attempt, name, step, hi - lo + 1, last.key
+    )
 
 
-def _in_order(lanes: Sequence[tuple[int, str, IndexSet]], order: Order) -> Iterator[Unit]:
-    """Iterate (step, index) over the lanes' sets: by partition in ``order``, then step rank."""
+def _chunks(ready: IndexSet, size: int, newest: bool) -> Iterator[tuple[int, int]]:
+    """Inclusive ``(lo, hi)`` runs of at most ``size`` consecutive members, in launch order.
+
+    Oldest first: each interval is cut from its low end; newest first: from its high end.
+    """
+    if newest:
+        for lo, hi in reversed(ready.intervals):
+            while hi >= lo:
+                yield (max(lo, hi - size + 1), hi)
+                hi -= size
+    else:
+        for lo, hi in ready.intervals:
+            while lo <= hi:
+                yield (lo, min(hi, lo + size - 1))
+                lo += size
+
+
+def _in_order(
+    lanes: Sequence[tuple[int, str, IndexSet]], order: Order, size: int
+) -> Iterator[Batch]:
+    """Iterate first-attempt batches over the lanes' sets: by partition in ``order``, then step.
+
+    A batch is at most ``size`` consecutive partitions of one lane (1: one partition a Job).
+    """
     newest = order is Order.NEWEST_FIRST
 
-    def stream(rank: int, step: str, ready: IndexSet) -> Iterator[tuple[int, int, str]]:
+    def stream(rank: int, step: str, ready: IndexSet) -> Iterator[tuple[int, int, int, str]]:
+        if size == 1:
+            if newest:
+                return ((-i, rank, i, step) for i in ready.iter_descending())
+            return ((i, rank, i, step) for i in ready)
         if newest:
-            return ((-i, rank, step) for i in ready.iter_descending())
-        return ((i, rank, step) for i in ready)
+            return ((-hi, rank, lo, step) for lo, hi in _chunks(ready, size, True))
+        return ((lo, rank, hi, step) for lo, hi in _chunks(ready, size, False))
 
-    for key, _, step in heapq.merge(*(stream(*lane) for lane in lanes)):
-        yield (step, -key if newest else key)
+    for key, _, other, step in heapq.merge(*(stream(*lane) for lane in lanes)):
+        lo, hi = (other, -key) if newest else (key, other)
+        yield (step, lo, hi, 1)
+
+
+def _retry_batches(due: list[tuple[int, int, str, int]], size: int) -> list[Batch]:
+    """Group due retries ``(index, rank, step, failed attempts)`` into batches, in launch order.
+
+    A batch is at most ``size`` consecutive partitions of one step with the same failed
+    attempts (so a failed batch is retried as one Job again); batches by first index, then
+    step rank.
+    """
+    if size == 1:
+        return [(step, i, i, n + 1) for i, _, step, n in sorted(due, key=lambda d: (d[0], d[1]))]
+    runs: list[tuple[int, int, str, int, int]] = []  # (lo, rank, step, attempts, hi)
+    for index, rank, step, attempts in sorted(due, key=lambda d: (d[1], d[3], d[0])):
+        if runs:
+            lo, r, s, n, hi = runs[-1]
+            if (r, n) == (rank, attempts) and index == hi + 1 and index - lo < size:
+                runs[-1] = (lo, r, s, n, index)
+                continue
+        runs.append((index, rank, step, attempts, index))
+    runs.sort(key=lambda b: (b[0], b[1]))
+    return [(step, lo, hi, n + 1) for lo, _, step, n, hi in runs]
 
 
 def _launches(
@@ -194,9 +263,14 @@ def _launches(
     claim: Claim,
     now: datetime,
 ) -> tuple[list[LaunchRequest], float | None, Blocked, Claim]:
-    """Launches in order (due retries, then ready pending), the requeue, what waits, the claim."""
+    """Launches in order (due retries, then ready pending), the requeue, what waits, the claim.
+
+    Slots count Jobs: with ``partitionsPerJob`` each launch is a batch of consecutive
+    partitions (:func:`_retry_batches`, :func:`_in_order`).
+    """
     held = shared.held
     held_sets = held_by_step(held)
+    size = batch_size(verdict)
     slots = max(0, spec.concurrency - state.active_jobs)
     due: list[tuple[int, int, str, int]] = []
     waiting: list[datetime] = []
@@ -218,15 +292,14 @@ def _launches(
             locked.update(((step, i), held[(step, i)]) for i in launchable.intersection(taken))
             launchable = launchable.difference(taken)
         ready.append((rank, step, launchable))
-    due.sort(key=lambda d: (d[0], d[1]))
-    wanted = min(slots, len(due) + sum(len(r) for _, _, r in ready))
+    retries = _retry_batches(due, size)
+    first = list(itertools.islice(_in_order(ready, spec.order, size), slots))
+    wanted = min(slots, len(retries) + len(first))
     claim = Claim(claim.key, claim.priority, claim.active, claim.active + wanted, claim.started)
     granted = grant(shared.limit, shared.active_jobs, [*shared.claims, claim], claim.key)
     take = wanted if granted is None else min(wanted, granted)
-    launches = [_request(verdict, step, i, n + 1) for i, _, step, n in due[:take]]
-    left = max(0, take - len(launches))
-    ordered = _in_order(ready, spec.order)
-    launches.extend(_request(verdict, s, i, 1) for s, i in itertools.islice(ordered, left))
+    batches = [*retries[:take], *first[: max(0, take - len(retries))]]
+    launches = [_request(verdict, b) for b in batches]
     requeue = max(0.0, (min(waiting) - now).total_seconds()) if waiting else None
     return launches, requeue, Blocked(locked, wanted - take), claim
 
@@ -236,11 +309,12 @@ def _deletions(
 ) -> list[str]:
     """Finished, recorded Jobs beyond the history limits, oldest first (CronJob's rule).
 
-    Jobs of a step the run no longer runs (its spec changed) are kept.
+    A Job of several partitions is recorded when each of them is. Jobs of a step the run no
+    longer runs (its spec changed) are kept.
     """
     ok: list[ObservedJob] = []
     bad: list[ObservedJob] = []
-    for (step, index), attempts in grouped.items():
+    for (step, _), attempts in grouped.items():
         lane = state.lane(step)
         if lane is None:
             continue
@@ -248,12 +322,13 @@ def _deletions(
         for obs in attempts:
             if obs.deleting:
                 continue
-            if obs.state is JobState.SUCCEEDED and index in succeeded:
+            if obs.state is JobState.SUCCEEDED and all(i in succeeded for i in obs.indices):
                 ok.append(obs)
-            elif obs.state is JobState.FAILED:
-                recorded = index in succeeded or index in lane.failed
-                if recorded or lane.attempts_recorded(index) >= obs.attempt:
-                    bad.append(obs)
+            elif obs.state is JobState.FAILED and all(
+                i in succeeded or i in lane.failed or lane.attempts_recorded(i) >= obs.attempt
+                for i in obs.indices
+            ):
+                bad.append(obs)
     out: list[str] = []
     for items, keep in (
         (ok, spec.successful_jobs_history_limit),

@@ -46,7 +46,9 @@ class ObservedJob:
     Jobs made before the label existed). A Job of the PartitionedJob's scheduled runs has
     ``run`` ``(schedule)``. ``step`` is the step it runs ("" for a job with ``jobTemplate``).
     ``finishing``: active, but its pod succeeded (module doc): it holds its partition, not a
-    concurrency slot.
+    concurrency slot. ``count`` (``partitionsPerJob``): the Job runs the partitions ``index``
+    .. ``index + count - 1`` (``key`` the first one's, ``last_key`` the last one's) and its
+    outcome is each of theirs.
     """
 
     name: str
@@ -66,6 +68,13 @@ class ObservedJob:
     partitioning: str = ""
     step: str = ""
     finishing: bool = False
+    count: int = 1
+    last_key: str = ""
+
+    @property
+    def indices(self) -> range:
+        """The global partition indices the Job runs (``count`` from ``index``)."""
+        return range(self.index, self.index + self.count)
 
     @property
     def active(self) -> bool:
@@ -111,19 +120,20 @@ def observe_job(
 ) -> ObservedJob | None:
     """Return the planner's view of a raw batch/v1 Job, or None if it lacks our labels.
 
-    A Job whose index or attempt label is not a non-negative integer is ignored (None): it was
-    not created by this operator. ``pod_succeeded``: a pod of this Job has phase ``Succeeded``
-    (from the operator's pod watch); the Job is then *finishing* (module doc) while active and
-    :func:`single_pod`.
+    A Job whose index, attempt or count label is not an integer in range is ignored (None):
+    it was not created by this operator. ``pod_succeeded``: a pod of this Job has phase
+    ``Succeeded`` (from the operator's pod watch); the Job is then *finishing* (module doc)
+    while active and :func:`single_pod`.
     """
     meta = raw.get("metadata") or {}
     job_labels = meta.get("labels") or {}
     try:
         index = int(job_labels[labels.LABEL_PARTITION_INDEX])
         attempt = int(job_labels[labels.LABEL_ATTEMPT])
+        count = int(job_labels.get(labels.LABEL_PARTITION_COUNT, "1"))
     except (KeyError, ValueError):
         return None
-    if index < 0 or attempt < 1:
+    if index < 0 or attempt < 1 or count < 1:
         return None
     owners = meta.get("ownerReferences") or []
     owned = any(o.get("controller") and o.get("uid") == backfill_uid for o in owners)
@@ -161,4 +171,6 @@ def observe_job(
         partitioning=job_labels.get(labels.LABEL_PARTITIONING, ""),
         step=job_labels.get(labels.LABEL_STEP, ""),
         finishing=pod_succeeded and state is JobState.ACTIVE and single_pod(spec),
+        count=count,
+        last_key=annotations.get(labels.ANNOTATION_PARTITION_KEY_LAST, ""),
     )

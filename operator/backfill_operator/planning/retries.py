@@ -173,6 +173,8 @@ def retries_waiting(status: BackfillStatus | ScheduleStatus) -> int:
             )
         except ValueError:
             continue
-        running = IndexSet.from_indices(r.index for r in status.running if r.step == step)
+        running = IndexSet.from_intervals(
+            (r.index, r.index + (r.count or 1) - 1) for r in status.running if r.step == step
+        )
         total += len(book.members.difference(running))
     return total

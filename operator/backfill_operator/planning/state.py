@@ -22,7 +22,7 @@ Rules (``docs/design.md``, "Planning rules"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -51,7 +51,12 @@ Unit = tuple[str, int]
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """One Job to create: a (partition, step) attempt (``attempt`` 1-based) and its Job's name."""
+    """One Job to create: a (partition, step) attempt (``attempt`` 1-based) and its Job's name.
+
+    With ``count`` > 1 (``partitionsPerJob``) the Job runs the partitions ``index`` ..
+    ``index + count - 1`` of this attempt: ``key``/``start`` are the first one's,
+    ``last_key``/``end`` the last one's (``end`` is the end of the batch's data interval).
+    """
 
     index: int
     key: str
@@ -60,18 +65,27 @@ class LaunchRequest:
     attempt: int
     job_name: str
     step: str = MAIN_STEP
+    count: int = 1
+    last_key: str = ""
 
     @property
     def unit(self) -> Unit:
-        """``(step, index)``."""
+        """``(step, index)`` of the (first) partition."""
         return (self.step, self.index)
+
+    @property
+    def indices(self) -> range:
+        """The global partition indices the Job runs."""
+        return range(self.index, self.index + self.count)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """A (partition, step) attempt whose end this pass recorded (for metrics).
 
-    ``final`` is False for a failed attempt that will be retried.
+    ``final`` is False for a failed attempt that will be retried. ``count``: the partitions
+    of one Job of several (``partitionsPerJob``) recorded alike (``index`` the first of
+    them, ``key`` the Job's first partition's).
     """
 
     index: int
@@ -81,6 +95,7 @@ class Outcome:
     duration_seconds: float | None
     final: bool
     step: str = MAIN_STEP
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -145,13 +160,13 @@ class PartitionState:
 
     @property
     def running_set(self) -> IndexSet:
-        """The indices of ``running`` (queued ones included)."""
-        return IndexSet.from_indices(self.running)
+        """The partitions with an active Job (queued ones included; batches counted whole)."""
+        return _running_set(self.running)
 
     @property
     def queued_set(self) -> IndexSet:
-        """The indices of ``running`` whose Job Kueue holds suspended."""
-        return IndexSet.from_indices(i for i, r in self.running.items() if r.queued)
+        """The partitions whose Job Kueue holds suspended (batches counted whole)."""
+        return _running_set({i: r for i, r in self.running.items() if r.queued})
 
     @property
     def launchable(self) -> IndexSet:
@@ -182,12 +197,14 @@ class PartitionState:
             running[req.index] = RunningPartition(
                 key=req.key,
                 index=req.index,
+                count=req.count if req.count > 1 else None,
+                last_key=(req.last_key or None) if req.count > 1 else None,
                 step=req.step or None,
                 job=req.job_name,
                 attempt=req.attempt,
                 start_time=created.get(req.unit) or rfc3339(now),
             )
-        moved = IndexSet.from_indices(r.index for r in mine)
+        moved = IndexSet.from_intervals((r.index, r.index + r.count - 1) for r in mine)
         return replace(
             self,
             running=running,
@@ -296,6 +313,48 @@ def group_by_unit(jobs: Iterable[ObservedJob]) -> dict[Unit, list[ObservedJob]]:
     return grouped
 
 
+def _newer_attempts(owned: Mapping[int, list[ObservedJob]]) -> Callable[[int], IndexSet]:
+    """Return attempt -> the partitions some owned Job of a higher attempt runs.
+
+    A failed attempt of a partition is superseded (its outcome was recorded before the newer
+    attempt could be launched) when a Job of a newer attempt covers that partition.
+    """
+    by_attempt: dict[int, list[tuple[int, int]]] = {}
+    for attempts in owned.values():
+        for obs in attempts:
+            by_attempt.setdefault(obs.attempt, []).append((obs.index, obs.index + obs.count - 1))
+    cache: dict[int, IndexSet] = {}
+
+    def newer(attempt: int) -> IndexSet:
+        if attempt not in cache:
+            cache[attempt] = IndexSet.from_intervals(
+                iv for a, ivs in by_attempt.items() if a > attempt for iv in ivs
+            )
+        return cache[attempt]
+
+    return newer
+
+
+def _key_of(selection: Selection, index: int) -> str:
+    """The key of a selected partition; its index as text outside the selection."""
+    try:
+        return selection.key(index)
+    except (KeyError, IndexError, ValueError):
+        return str(index)
+
+
+def running_indices(entries: Iterable[RunningPartition]) -> IndexSet:
+    """The partitions that ``status.running`` entries run (a batch's ``count`` from its index)."""
+    return IndexSet.from_intervals((r.index, r.index + (r.count or 1) - 1) for r in entries)
+
+
+def _running_set(running: Mapping[int, RunningPartition]) -> IndexSet:
+    """The partitions ``running`` entries (by first index) run, batches counted whole."""
+    if all(r.count is None for r in running.values()):
+        return IndexSet.from_indices(running)
+    return running_indices(running.values())
+
+
 @dataclass(frozen=True)
 class LaneObservation:
     """What :func:`observe_lane` returns: the lane, its new outcomes, its new final outcomes."""
@@ -341,6 +400,7 @@ def observe_lane(
     running: dict[int, RunningPartition] = {}
     active_jobs = 0
 
+    newer = _newer_attempts(owned)
     for index, attempts in owned.items():
         for obs in attempts:
             if obs.state is JobState.ACTIVE:
@@ -349,6 +409,8 @@ def observe_lane(
                 running[index] = RunningPartition(
                     key=obs.key,
                     index=index,
+                    count=obs.count if obs.count > 1 else None,
+                    last_key=(obs.last_key or None) if obs.count > 1 else None,
                     step=step or None,
                     job=obs.name,
                     attempt=obs.attempt,
@@ -362,46 +424,66 @@ def observe_lane(
                 else None
             )
             if obs.state is JobState.SUCCEEDED:
-                if index in succeeded or index in ok_now:
+                if obs.count == 1:
+                    if index in succeeded or index in ok_now:
+                        continue
+                    fresh: list[int] = [index]
+                else:
+                    fresh = [i for i in obs.indices if i not in succeeded and i not in ok_now]
+                    if not fresh:
+                        continue
+                ok_now.update(fresh)
+                new_ok.extend(fresh)
+                if failures:
+                    for i in fresh if len(fresh) < len(failures) else list(failures):
+                        if i in ok_now:
+                            failures.pop(i, None)
+                outcomes.append(
+                    Outcome(fresh[0], obs.key, obs.attempt, True, duration, True, step, len(fresh))
+                )
+                continue
+            # Failed attempt: recorded once per partition, by attempt number; one superseded
+            # by a newer attempt was recorded before that attempt could be launched; a
+            # partition failed for good is never launched again (its details may have left
+            # the status).
+            superseded = newer(obs.attempt)
+            recorded: list[int] = []
+            for i in obs.indices:
+                if i in succeeded or i in ok_now or i in superseded or i in failed:
                     continue
-                ok_now.add(index)
-                failures.pop(index, None)
-                new_ok.append(index)
-                outcomes.append(Outcome(index, obs.key, obs.attempt, True, duration, True, step))
-                continue
-            # Failed attempt: recorded once, by attempt number; one superseded by a newer
-            # attempt was recorded before that attempt could be launched; a partition failed
-            # for good is never launched again (its details may have left the status).
-            if index in succeeded or index in ok_now or obs is not attempts[-1]:
-                continue
-            if index in failed:
-                continue
-            known = max(
-                failures[index].attempts if index in failures else 0, retries.attempts_of(index)
-            )
-            if known >= obs.attempt:
+                known = max(failures[i].attempts if i in failures else 0, retries.attempts_of(i))
+                if known >= obs.attempt:
+                    continue
+                recorded.append(i)
+            if not recorded:
                 continue
             final = obs.attempt > spec.retries.limit
             retry_at = None
             if not final:
                 delay = timedelta(seconds=backoff_seconds(spec, obs.attempt))
                 retry_at = rfc3339((obs.finish_time or now) + delay)
-            entry = FailedPartition(
-                key=obs.key,
-                index=index,
-                step=step or None,
-                job=obs.name,
-                attempts=obs.attempt,
-                message=obs.message[:MAX_MESSAGE_LENGTH],
-                retry_at=retry_at,
-            )
-            failures[index] = entry
-            new_failures.append(entry)
+            message = obs.message[:MAX_MESSAGE_LENGTH]
+            for i in recorded:
+                entry = FailedPartition(
+                    key=obs.key if i == index else _key_of(selection, i),
+                    index=i,
+                    step=step or None,
+                    job=obs.name,
+                    attempts=obs.attempt,
+                    message=message,
+                    retry_at=retry_at,
+                )
+                failures[i] = entry
+                new_failures.append(entry)
             if final:
-                new_bad.append(index)
+                new_bad.extend(recorded)
             else:
-                retried.setdefault((obs.attempt, retry_at or rfc3339(now)), []).append(index)
-            outcomes.append(Outcome(index, obs.key, obs.attempt, False, duration, final, step))
+                retried.setdefault((obs.attempt, retry_at or rfc3339(now)), []).extend(recorded)
+            outcomes.append(
+                Outcome(
+                    recorded[0], obs.key, obs.attempt, False, duration, final, step, len(recorded)
+                )
+            )
 
     ok_set, bad_set = IndexSet.from_indices(new_ok), IndexSet.from_indices(new_bad)
     if ok_set or bad_set:
@@ -409,7 +491,7 @@ def observe_lane(
         failed = failed.difference(ok_set).union(bad_set)
     if ok_set or bad_set or retried:
         retries = retries.changed(ok_set.union(bad_set), retried)
-    running_set = IndexSet.from_indices(running)
+    running_set = _running_set(running)
     settled = succeeded.union(failed).union(skipped).union(upstream_failed).union(marked)
     retrying = retries.members.difference(running_set).difference(settled)
     pending = selection.indices.difference(settled).difference(running_set).difference(retrying)

@@ -93,9 +93,9 @@ def set_suspend(session: Session, ref: str, suspend: bool) -> int:
             f"Note: Backfill {name} has already finished ({status.phase}); this changes nothing.",
             style="dim",
         )
-    elif suspend and status.counts.running:
+    elif suspend and status.running:
         session.out.print(
-            f"Nothing new is launched; {_jobs(status.counts.running)} finish. "
+            f"Nothing new is launched; {_jobs(len(status.running))} finish. "
             f"Resume with: kubectl backfill resume {name} -n {session.namespace}",
             style="dim",
         )
@@ -150,6 +150,7 @@ def cancel(session: Session, name: str, *, yes: bool) -> int:
     body = session.client.get(BACKFILLS, name)
     spec, status = backfill_models(body)
     c = status.counts
+    jobs = len(status.running)  # active Jobs (a Job may run several partitions)
     phase = status.phase or "Pending"
     session.out.print(
         f"Backfill {name} (PartitionedJob {spec.job_ref.name}): {phase}, "
@@ -158,9 +159,7 @@ def cancel(session: Session, name: str, *, yes: bool) -> int:
     )
     if session.interactive and not yes:
         question = f"Cancel Backfill {name}? It is deleted" + (
-            f" and its {_jobs(c.running)} {'are' if c.running > 1 else 'is'} stopped"
-            if c.running
-            else ""
+            f" and its {_jobs(jobs)} {'are' if jobs > 1 else 'is'} stopped" if jobs else ""
         )
         if not typer.confirm(question, default=False, err=True):
             session.err.print(f"Aborted: Backfill {name} kept.")
@@ -179,8 +178,8 @@ def cancel(session: Session, name: str, *, yes: bool) -> int:
         )
         return EXIT_OK
     tail = (
-        f"; its {_jobs(c.running)} {'are' if c.running > 1 else 'is'} removed by garbage collection"
-        if c.running
+        f"; its {_jobs(jobs)} {'are' if jobs > 1 else 'is'} removed by garbage collection"
+        if jobs
         else ""
     )
     session.out.print(f"backfill.{GROUP}/{name} deleted{tail}")

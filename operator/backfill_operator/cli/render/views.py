@@ -36,6 +36,7 @@ from ...api.model import (
 from ...planning.ranges import IndexSet
 from ...planning.retries import retries_waiting
 from ...planning.space import plural
+from ...planning.state import running_indices
 from ...planning.times import parse_time
 from .grid import (
     GRID_MAX_ROWS,
@@ -150,8 +151,8 @@ def step_grid_sets(step: StepStatus, running: Sequence[RunningPartition]) -> dic
     sets = grid_sets(step.partitions)
     mine = [r for r in running if r.step == step.name]
     if mine:
-        queued = IndexSet.from_indices(r.index for r in mine if r.queued)
-        active = IndexSet.from_indices(r.index for r in mine if not r.queued)
+        queued = running_indices(r for r in mine if r.queued)
+        active = running_indices(r for r in mine if not r.queued)
         sets["running"] = sets["running"].union(active).difference(queued)
         sets["queued"] = sets["queued"].union(queued)
         for state in ("succeeded", "failed", "skipped", "upstream_failed", "marked"):
@@ -338,7 +339,8 @@ def running_block(
     A blank line, the title (``Running (3) and queued (2)``, ``Queued (2)`` when none runs
     yet; prefixed by ``title``, e.g. ``Scheduled runs: ``), then ``  KEY  attempt N, 12s
     job/NAME`` per Job (``queued`` instead of a duration while Kueue holds it; the step after
-    the key for a job with steps: ``  KEY  STEP  attempt N, ...``).
+    the key for a job with steps: ``  KEY  STEP  attempt N, ...``; a Job of several
+    partitions shows ``FIRST .. LAST (N partitions)`` as its key).
     """
     if not running:
         return []
@@ -356,7 +358,8 @@ def running_block(
             took = ", queued"
         else:
             took = f", {format_duration((now - since).total_seconds())}" if since else ""
-        lines.append(Text(f"  {r.key}{_step_part(r.step)}  attempt {r.attempt}{took}  job/{r.job}"))
+        keys = f"{r.key} .. {r.last_key} ({r.count} partitions)" if r.count else r.key
+        lines.append(Text(f"  {keys}{_step_part(r.step)}  attempt {r.attempt}{took}  job/{r.job}"))
     if len(running) > DETAIL_LIMIT:
         lines.append(Text(f"  … and {len(running) - DETAIL_LIMIT} more", style="dim"))
     return lines
