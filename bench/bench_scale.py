@@ -35,8 +35,19 @@
     Backfill is deleted. Before the operator starts, the largest statuses of (a) are written to
     a scratch Backfill, to show whether the apiserver and etcd accept them.
 
+(d) Batched, on another fresh control plane with the operator: a real Backfill of
+    ``--batched-partitions`` (1,000,000) minutely partitions with ``partitionsPerJob: 1000`` on
+    the Backfill's spec (each Job runs a contiguous batch: labels
+    ``backfill.dev/partition-index`` = its first partition, ``backfill.dev/partition-count`` =
+    how many), concurrency 50 (Jobs), the same 1 s pods, run **to completion**: wall time from
+    the create to phase ``Succeeded`` (goal under 180 s; after 900 s what was reached is
+    reported), Jobs created (1,000 expected) and the partitions their labels cover, time to the
+    first Job, the operator's peak RSS (``VmHWM``, goal under 300 MB), CPU seconds and reconcile
+    passes, the status size as stored and ``status.counts`` (all 1,000,000 succeeded).
+
 Numbers only, no assertions. Run: ``python bench/bench_scale.py [--seconds 60] [--json F]``;
-``--no-cluster`` runs (a) and (c) only.
+``--no-cluster`` runs (a) and (c) only, ``--no-batched`` skips (d), ``--only-batched`` runs (d)
+only (``--batched-partitions N``, ``--partitions-per-job M``: other sizes).
 """
 
 from __future__ import annotations
@@ -61,6 +72,8 @@ from common import (
     Event,
     Lifecycle,
     Operator,
+    OperatorCost,
+    OperatorReadings,
     Result,
     Watch,
     backfill,
@@ -72,15 +85,20 @@ from common import (
     job_watch,
     list_rv,
     load_average,
+    operator_events,
+    operator_on_fresh_cluster,
     partitioned_job,
     print_results,
+    run_backfill,
     say,
     wait_until,
+    write_breakdown,
     write_results,
 )
 from rich.console import Console
 
 from backfill_operator import clock
+from backfill_operator.api import labels
 from backfill_operator.api.model import (
     BackfillSpec,
     BackfillStatus,
@@ -122,6 +140,11 @@ FAILED_MESSAGE = "BackoffLimitExceeded: Job has reached the specified backoff li
 PLAN_GOAL_SECONDS = 2.0
 STATUS_GOAL_BYTES = 256 * KIB
 CLI_GOAL_SECONDS = 2.0
+RSS_GOAL_MB = 300.0
+#: (d): partitions per Job, the goal for the wall time and how long to wait for the end.
+PER_JOB = 1000
+BATCHED_GOAL_SECONDS = 180.0
+BATCHED_TIMEOUT = 900.0
 
 
 def partitioned_job_body(name: str, steps: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -650,11 +673,9 @@ def _run_with_operator(
         while time.monotonic() < deadline:
             time.sleep(min(10.0, max(0.0, deadline - time.monotonic())))
             life = Lifecycle.of(jobs.events, job_finished)
-            rss = operator.proc_status()
             say(
                 f"   ... {time.monotonic() - started:5.1f} s: {len(life.added)} Jobs created, "
-                f"{len(life.finished)} finished; operator RSS {rss.get('VmRSS', 0) / KIB:.0f} "
-                f"MiB (peak {rss.get('VmHWM', 0) / KIB:.0f} MiB)"
+                f"{len(life.finished)} finished; {operator.rss_line()}"
             )
         window = time.monotonic() - started
     if jobs.error is not None:
@@ -700,6 +721,162 @@ def _run_with_operator(
     }
 
 
+# --------------------------------------------------------------- (d) batched, to the end
+
+
+def job_batches(events: list[Event]) -> dict[str, tuple[int, int]]:
+    """(first partition index, partition count) of every Job ADDED, from its labels."""
+    out: dict[str, tuple[int, int]] = {}
+    for event in events:
+        meta = event.obj["metadata"]
+        if event.type == "ADDED" and meta["name"] not in out:
+            job_labels = meta.get("labels") or {}
+            out[meta["name"]] = (
+                int(job_labels.get(labels.LABEL_PARTITION_INDEX, -1)),
+                int(job_labels.get(labels.LABEL_PARTITION_COUNT, 1)),
+            )
+    return out
+
+
+def run_batched(partitions: int, per_job: int) -> dict[str, Any]:
+    """Run (d); see the module docstring."""
+    namespace = "bench-batched"
+    with operator_on_fresh_cluster(f"{BENCH}-batched") as (cluster, clients, operator):
+        before: list[OperatorReadings] = []
+        rss_idle: list[int] = []
+
+        def before_start() -> None:
+            time.sleep(1)  # the PartitionedJob's own status write settles
+            rss_idle.append(operator.proc_status().get("VmRSS", 0))
+            before.append(OperatorReadings.take(cluster, operator))
+
+        def progress(elapsed: float) -> None:
+            counts = (clients.get_custom(namespace, "backfills", NAME).get("status") or {}).get(
+                "counts"
+            ) or {}
+            say(
+                f"   ... {elapsed:5.1f} s: {counts.get('succeeded', 0):,} of {partitions:,} "
+                f"partitions succeeded, {counts.get('running', 0):,} running; "
+                f"{operator.rss_line()}"
+            )
+
+        say(
+            f"   Backfill {NAME}: {partitions:,} partitions, partitionsPerJob {per_job}, "
+            f"concurrency {CONCURRENCY}; waiting up to {BATCHED_TIMEOUT:.0f} s for its end"
+        )
+        run = run_backfill(
+            clients,
+            namespace,
+            NAME,
+            partitioned_job_body("minutely"),
+            partitions,
+            CONCURRENCY,
+            before_start,
+            start=FIRST,
+            spec={"partitionsPerJob": per_job},
+            timeout=BATCHED_TIMEOUT,
+            raise_on_timeout=False,
+            progress=progress,
+        )
+        peak = operator.proc_status().get("VmHWM", 0)
+        cost = OperatorCost.between(before[0], OperatorReadings.take(cluster, operator))
+        events = operator_events(clients, namespace)
+    batches = job_batches(run.job_events)
+    jobs = len(run.jobs.added)
+    writes_per_job, _, _ = write_breakdown(cost.requests, cost.failed, events, max(jobs, 1))
+    sizes = [count for _, count in batches.values()]
+    return {
+        "phase": run.phase,
+        "finished": run.finished,
+        "wall": run.wall,
+        "first_job": run.first_job,
+        "jobs": jobs,
+        "expected_jobs": -(-partitions // per_job),
+        "first_indices": len({index for index, _ in batches.values()}),
+        "covered": sum(sizes),
+        "batch_sizes": (min(sizes), max(sizes)) if sizes else (0, 0),
+        "rss_idle_kib": rss_idle[0],
+        "peak_rss_kib": peak,
+        "cpu": cost.cpu,
+        "passes": cost.passes,
+        "pass_seconds": cost.pass_seconds,
+        "writes_per_job": writes_per_job,
+        "status_bytes": compact(run.status),
+        "counts": run.status.get("counts") or {},
+    }
+
+
+def batched_rows(partitions: int, per_job: int) -> list[Result]:
+    """Run (d), print its numbers and return its result rows."""
+    size = "1M" if partitions == 1_000_000 else f"{partitions:,}"
+    say(f"== scale ({load_average()}) (d): {size} partitions, {per_job} per Job, to completion")
+    run = run_batched(partitions, per_job)
+    counts = run["counts"]
+    succeeded = int(counts.get("succeeded") or 0)
+    peak_mb = _mb(run["peak_rss_kib"])
+    passes = run["passes"]
+    say(f"== scale (d) results ({load_average()})")
+    say(f"   phase {run['phase']} after {run['wall']:.1f} s (from the create)")
+    low, high = run["batch_sizes"]
+    say(
+        f"   {run['jobs']:,} Jobs created ({run['expected_jobs']:,} expected), "
+        f"{run['first_indices']:,} distinct first partitions, covering {run['covered']:,} "
+        f"partitions (partition-count {low} to {high}); first Job after "
+        f"{run['first_job'] * 1000:.0f} ms"
+    )
+    say(f"   {_rss_cpu_line(run['rss_idle_kib'], run['peak_rss_kib'], run['cpu'], run['wall'])}")
+    say(
+        f"   {passes:.0f} reconcile passes, mean "
+        f"{run['pass_seconds'] / passes * 1000 if passes else float('nan'):.0f} ms; operator "
+        f"API writes {run['writes_per_job']:.2f} per Job"
+    )
+    say(f"   status as stored: {_fmt_kib(run['status_bytes'])}; counts {json.dumps(counts)}")
+    wall = (
+        f"{run['wall']:.1f}"
+        if run["finished"] and run["phase"] == "Succeeded"
+        else f"{run['phase']} after {run['wall']:.0f}"
+    )
+    return [
+        Result(
+            BENCH,
+            f"batched {size} wall (s)",
+            wall,
+            f"< {BATCHED_GOAL_SECONDS:.0f}",
+            run["phase"] == "Succeeded" and run["wall"] < BATCHED_GOAL_SECONDS,
+        ),
+        Result(
+            BENCH,
+            "batched RSS (MB)",
+            f"{peak_mb:.0f}",
+            f"< {RSS_GOAL_MB:.0f}",
+            peak_mb < RSS_GOAL_MB,
+        ),
+        Result(
+            BENCH,
+            "batched Jobs",
+            f"{run['jobs']:,}",
+            f"= {run['expected_jobs']:,}",
+            run["jobs"] == run["expected_jobs"],
+        ),
+        Result(BENCH, "batched time to first Job", f"{run['first_job'] * 1000:.0f} ms"),
+        Result(BENCH, "batched operator CPU", f"{run['cpu']:.1f} s"),
+        Result(
+            BENCH,
+            "batched status size as stored",
+            _fmt_kib(run["status_bytes"]),
+            "< 256 KiB",
+            run["status_bytes"] < STATUS_GOAL_BYTES,
+        ),
+        Result(
+            BENCH,
+            "batched partitions succeeded",
+            f"{succeeded:,} (failed {int(counts.get('failed') or 0):,})",
+            f"= {partitions:,}",
+            succeeded == partitions,
+        ),
+    ]
+
+
 # --------------------------------------------------------------------------------- main
 
 
@@ -707,20 +884,22 @@ def _fmt_kib(n: int) -> str:
     return f"{n} B" if n < KIB else f"{n / KIB:.1f} KiB"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of the (b) run")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per (a) scenario")
-    parser.add_argument("--no-cluster", action="store_true", help="run (a) and (c) only")
-    parser.add_argument("--json", help="write the results to this JSON file")
-    args = parser.parse_args()
+def _mb(kib: int) -> float:
+    """KiB (as /proc reports them) in MB."""
+    return kib * 1024 / 1e6
 
-    say(
-        f"== scale ({load_average()}): (a) planning one pass of a {PARTITIONS:,}-partition Backfill"
+
+def _rss_cpu_line(idle_kib: int, peak_kib: int, cpu: float, seconds: float) -> str:
+    return (
+        f"operator RSS: {idle_kib / KIB:.0f} MiB idle, peak (VmHWM) {peak_kib / KIB:.0f} MiB = "
+        f"{_mb(peak_kib):.0f} MB; CPU {cpu:.1f} s ({cpu / seconds * 100:.0f}% of one core)"
     )
-    planning = run_planning(args.repeat)
-    say(f"== scale ({load_average()}): (c) the command line at {PARTITIONS:,} partitions")
-    cli = run_cli(planning, args.repeat)
+
+
+def in_process_rows(
+    planning: list[tuple[Scenario, PlanTiming]], cli: list[tuple[str, float, int]]
+) -> tuple[list[Result], list[Result]]:
+    """The rows of (a) and (c): (every row printed, the rows of the results file)."""
     # Every row is printed; the results file (make bench's summary) gets the goals' rows.
     shown: list[Result] = []
     results: list[Result] = []
@@ -777,56 +956,98 @@ def main() -> int:
         )
         shown.append(row)
         results.append(row)
-    if not args.no_cluster:
-        say(f"== scale (b): the operator on {PARTITIONS:,} partitions for {args.seconds:.0f} s")
-        big = [(case.name, t) for case, t in planning]
-        big = sorted(big, key=lambda p: -p[1].status_bytes)[:2]
-        run = run_cluster(args.seconds, big)
-        throughput = run["finished"] / run["window"]
-        peak_mb = run["peak_rss_kib"] * 1024 / 1e6
-        passes = run["passes"]
-        say(f"== scale (b) results ({load_average()})")
-        say(f"   time to first Job: {run['first_job'] * 1000:.0f} ms")
+    return shown, results
+
+
+def cluster_rows(seconds: float, planning: list[tuple[Scenario, PlanTiming]]) -> list[Result]:
+    """Run (b), print its numbers and return its result rows."""
+    say(f"== scale (b): the operator on {PARTITIONS:,} partitions for {seconds:.0f} s")
+    big = [(case.name, t) for case, t in planning]
+    big = sorted(big, key=lambda p: -p[1].status_bytes)[:2]
+    run = run_cluster(seconds, big)
+    throughput = run["finished"] / run["window"]
+    peak_mb = _mb(run["peak_rss_kib"])
+    passes = run["passes"]
+    say(f"== scale (b) results ({load_average()})")
+    say(f"   time to first Job: {run['first_job'] * 1000:.0f} ms")
+    say(
+        f"   {run['created']} Jobs created, {run['finished']} finished in "
+        f"{run['window']:.0f} s: "
+        f"{throughput:.1f} partitions/s (status counts {run['succeeded']} succeeded)"
+    )
+    say(f"   {_rss_cpu_line(run['rss_idle_kib'], run['peak_rss_kib'], run['cpu'], run['window'])}")
+    say(
+        f"   {passes:.0f} reconcile passes, mean "
+        f"{run['pass_seconds'] / passes * 1000 if passes else float('nan'):.0f} ms"
+    )
+    say(
+        f"   status as stored: {_fmt_kib(run['status_bytes'])} (whole object "
+        f"{_fmt_kib(run['object_bytes'])}); PartitionedJob ledger "
+        f"{_fmt_kib(run['ledger_bytes'])}"
+    )
+    say(f"   Backfill deleted (finalizer released) in {run['deleted_in']:.1f} s")
+    rows = [
+        Result(BENCH, "cluster: time to first Job", f"{run['first_job'] * 1000:.0f} ms"),
+        Result(BENCH, "cluster: throughput", f"{throughput:.1f} partitions/s"),
+        Result(
+            BENCH,
+            "cluster: operator peak RSS",
+            f"{peak_mb:.0f} MB",
+            f"< {RSS_GOAL_MB:.0f} MB",
+            peak_mb < RSS_GOAL_MB,
+        ),
+        Result(
+            BENCH,
+            "cluster: status size as stored",
+            _fmt_kib(run["status_bytes"]),
+            "< 256 KiB",
+            run["status_bytes"] < STATUS_GOAL_BYTES,
+        ),
+    ]
+    rows += [
+        Result(BENCH, f"cluster: {size / KIB:.0f} KiB status ({name}) written", short)
+        for name, size, short in run["probes"]
+    ]
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the (b) run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per (a) scenario")
+    parser.add_argument("--no-cluster", action="store_true", help="run (a) and (c) only")
+    parser.add_argument("--no-batched", action="store_true", help="skip (d)")
+    parser.add_argument("--only-batched", action="store_true", help="run (d) only")
+    parser.add_argument(
+        "--batched-partitions", type=int, default=PARTITIONS, help="partitions of the (d) run"
+    )
+    parser.add_argument(
+        "--partitions-per-job", type=int, default=PER_JOB, help="partitionsPerJob of (d)"
+    )
+    parser.add_argument("--json", help="write the results to this JSON file")
+    args = parser.parse_args()
+    if args.only_batched and (args.no_cluster or args.no_batched):
+        parser.error("--only-batched runs (d) only: not with --no-cluster or --no-batched")
+
+    shown: list[Result] = []
+    results: list[Result] = []
+    if not args.only_batched:
         say(
-            f"   {run['created']} Jobs created, {run['finished']} finished in "
-            f"{run['window']:.0f} s: "
-            f"{throughput:.1f} partitions/s (status counts {run['succeeded']} succeeded)"
+            f"== scale ({load_average()}): (a) planning one pass of a {PARTITIONS:,}-partition "
+            "Backfill"
         )
-        say(
-            f"   operator RSS: {run['rss_idle_kib'] / KIB:.0f} MiB idle, peak (VmHWM) "
-            f"{run['peak_rss_kib'] / KIB:.0f} MiB = {peak_mb:.0f} MB; CPU {run['cpu']:.1f} s "
-            f"({run['cpu'] / run['window'] * 100:.0f}% of one core)"
-        )
-        say(
-            f"   {passes:.0f} reconcile passes, mean "
-            f"{run['pass_seconds'] / passes * 1000 if passes else float('nan'):.0f} ms"
-        )
-        say(
-            f"   status as stored: {_fmt_kib(run['status_bytes'])} (whole object "
-            f"{_fmt_kib(run['object_bytes'])}); PartitionedJob ledger "
-            f"{_fmt_kib(run['ledger_bytes'])}"
-        )
-        say(f"   Backfill deleted (finalizer released) in {run['deleted_in']:.1f} s")
-        cluster_rows = [
-            Result(BENCH, "cluster: time to first Job", f"{run['first_job'] * 1000:.0f} ms"),
-            Result(BENCH, "cluster: throughput", f"{throughput:.1f} partitions/s"),
-            Result(
-                BENCH, "cluster: operator peak RSS", f"{peak_mb:.0f} MB", "< 300 MB", peak_mb < 300
-            ),
-            Result(
-                BENCH,
-                "cluster: status size as stored",
-                _fmt_kib(run["status_bytes"]),
-                "< 256 KiB",
-                run["status_bytes"] < 256 * KIB,
-            ),
-        ]
-        cluster_rows += [
-            Result(BENCH, f"cluster: {size / KIB:.0f} KiB status ({name}) written", short)
-            for name, size, short in run["probes"]
-        ]
-        shown += cluster_rows
-        results += cluster_rows
+        planning = run_planning(args.repeat)
+        say(f"== scale ({load_average()}): (c) the command line at {PARTITIONS:,} partitions")
+        cli = run_cli(planning, args.repeat)
+        shown, results = in_process_rows(planning, cli)
+        if not args.no_cluster:
+            rows = cluster_rows(args.seconds, planning)
+            shown += rows
+            results += rows
+    if not (args.no_cluster or args.no_batched):
+        rows = batched_rows(args.batched_partitions, args.partitions_per_job)
+        shown += rows
+        results += rows
     write_results(args.json, results)
     print()
     print_results(shown)

@@ -13,8 +13,9 @@ Pieces:
 * :class:`Watch`: a raw watch stream in a thread that time-stamps each event on arrival.
 * :func:`pod_template`, :func:`job_template`, :func:`partitioned_job`, :func:`backfill`: the
   benchmark workload's manifests (pods KWOK runs for ``RUN_TIME``, minutely partitions).
-* :func:`run_backfill`: a PartitionedJob and a Backfill of it, watched to the Backfill's final
-  phase (a :class:`BackfillRun`).
+* :func:`run_backfill`: a PartitionedJob and a Backfill of it (extra spec fields such as
+  ``partitionsPerJob`` allowed), watched to the Backfill's final phase or a timeout (a
+  :class:`BackfillRun`), with an optional progress callback.
 * :func:`apiserver_requests`: ``apiserver_request_total`` summed by (verb, group, resource,
   subresource, dry_run), from the apiserver's own ``/metrics``.
 * :class:`OperatorReadings` / :class:`OperatorCost`, :func:`operator_events` and
@@ -246,10 +247,15 @@ def partitioned_job(name: str, spec: dict[str, Any], start: datetime = START) ->
 
 
 def backfill(
-    name: str, job: str, partitions: int, concurrency: int, start: datetime = START
+    name: str,
+    job: str,
+    partitions: int,
+    concurrency: int,
+    start: datetime = START,
+    spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A Backfill of the first ``partitions`` minutes (from ``start``) of the PartitionedJob
-    ``job``."""
+    ``job``; ``spec``: more fields of its spec (e.g. ``partitionsPerJob``)."""
     last = start + timedelta(minutes=partitions - 1)
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -262,6 +268,7 @@ def backfill(
                 "to": last.strftime("%Y-%m-%dT%H:%M"),
             },
             "concurrency": concurrency,
+            **(spec or {}),
         },
     }
 
@@ -291,6 +298,14 @@ class Operator(OperatorProcess):
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the operator's log."""
         return self.tail()[-chars:]
+
+    def rss_line(self) -> str:
+        """``operator RSS <VmRSS> MiB (peak <VmHWM> MiB)``, for progress lines."""
+        rss = self.proc_status()
+        return (
+            f"operator RSS {rss.get('VmRSS', 0) / KIB:.0f} MiB "
+            f"(peak {rss.get('VmHWM', 0) / KIB:.0f} MiB)"
+        )
 
     def proc_status(self) -> dict[str, int]:
         """``VmRSS`` and ``VmHWM`` (KiB) of the operator process, from /proc."""
@@ -543,16 +558,17 @@ class BackfillRun:
     """What :func:`run_backfill` saw: times are time.monotonic, events as the watches got them."""
 
     started: float  # the Backfill's create
-    ended: float  # its final phase seen in the watch
-    phase: str  # Succeeded, Failed or Invalid
+    ended: float  # its final phase seen in the watch (or the timeout)
+    phase: str  # Succeeded, Failed or Invalid (or the last phase seen, when it timed out)
     status: dict[str, Any]  # the Backfill's status, read after the end
     job_events: list[Event]
     pod_events: list[Event]  # empty unless the pods were watched
     jobs: Lifecycle
+    finished: bool = True  # False: no final phase within the timeout (raise_on_timeout=False)
 
     @property
     def wall(self) -> float:
-        """Seconds from the Backfill's create to its final phase."""
+        """Seconds from the Backfill's create to its final phase (or to the timeout)."""
         return self.ended - self.started
 
     @property
@@ -570,11 +586,23 @@ def run_backfill(
     concurrency: int,
     before_start: Callable[[], None] = lambda: None,
     watch_pods: bool = False,
+    *,
+    start: datetime = START,
+    spec: dict[str, Any] | None = None,
+    timeout: float = 1800,
+    raise_on_timeout: bool = True,
+    progress: Callable[[float], None] | None = None,
+    progress_every: float = 10.0,
 ) -> BackfillRun:
     """Create the PartitionedJob ``job`` (a manifest, e.g. :func:`partitioned_job`) in
     ``namespace``, wait until the operator marks it Ready, call ``before_start``, then create a
-    Backfill ``name`` of its first ``partitions`` minutes and wait (up to 1800 s) for a final
-    phase, with the Jobs (and, with ``watch_pods``, the pods) of the namespace watched."""
+    Backfill ``name`` of its first ``partitions`` minutes from ``start`` (``spec``: more fields
+    of its spec, see :func:`backfill`) and wait up to ``timeout`` seconds for a final phase,
+    with the Jobs (and, with ``watch_pods``, the pods) of the namespace watched.
+
+    ``progress(seconds since the create)`` is called every ``progress_every`` seconds while
+    waiting. Past ``timeout``: TimeoutError, or with ``raise_on_timeout=False`` a run with
+    ``finished=False``, the last phase seen and the status as it is then."""
     create_namespace(clients, namespace)
     job_name = job["metadata"]["name"]
     clients.create_custom(namespace, "partitionedjobs", job)
@@ -588,9 +616,11 @@ def run_backfill(
     before_start()
     done = threading.Event()
     final: list[tuple[float, str]] = []
+    seen = ["(none)"]  # the last phase seen
 
     def on_backfill(event: Event) -> None:
         phase = (event.obj.get("status") or {}).get("phase")
+        seen[0] = str(phase or seen[0])
         if phase in ("Succeeded", "Failed", "Invalid") and not done.is_set():
             final.append((event.at, str(phase)))
             done.set()
@@ -619,10 +649,19 @@ def run_backfill(
         )
         started = time.monotonic()
         clients.create_custom(
-            namespace, "backfills", backfill(name, job_name, partitions, concurrency)
+            namespace,
+            "backfills",
+            backfill(name, job_name, partitions, concurrency, start=start, spec=spec),
         )
-        if not done.wait(timeout=1800):
-            raise TimeoutError(f"Backfill {name} did not finish in 1800 s")
+        deadline = started + timeout
+        while not done.is_set() and (left := deadline - time.monotonic()) > 0:
+            if not done.wait(timeout=min(progress_every, left)) and progress is not None:
+                progress(time.monotonic() - started)
+        finished = done.is_set()
+        if not finished:
+            if raise_on_timeout:
+                raise TimeoutError(f"Backfill {name} did not finish in {timeout:.0f} s")
+            final.insert(0, (time.monotonic(), f"{seen[0]} (no final phase in {timeout:.0f} s)"))
         time.sleep(0.5)
     for watch in watches:
         if watch.error is not None:
@@ -636,6 +675,7 @@ def run_backfill(
         job_events=watches[0].events,
         pod_events=watches[1].events if watch_pods else [],
         jobs=Lifecycle.of(watches[0].events, job_finished),
+        finished=finished,
     )
 
 

@@ -119,7 +119,7 @@ class World:
         for req in decision.launches:
             name = naming.job_name("bf", UID, req.index, req.key, req.attempt)
             assert name not in self.jobs, "a Job was created twice"
-            self.created.append((req.index, req.attempt))
+            self.created.extend((i, req.attempt) for i in req.indices)
             self.jobs[name] = ObservedJob(
                 name=name,
                 index=req.index,
@@ -128,6 +128,8 @@ class World:
                 state=JobState.ACTIVE,
                 owned=True,
                 start_time=self.now,
+                count=req.count,
+                last_key=req.last_key,
             )
         self.status = compose_status(decision.verdict, decision.state, decision.launches, self.now)
         if self.encoding != "model":
@@ -140,7 +142,7 @@ class World:
 
     def finish(self, name: str, ok: bool) -> None:
         job = self.jobs[name]
-        self.finished.append((job.index, job.attempt, ok))
+        self.finished.extend((i, job.attempt, ok) for i in job.indices)
         self.jobs[name] = ObservedJob(
             **{
                 **job.__dict__,
@@ -423,6 +425,7 @@ def test_open_range_is_pinned_at_first_pass() -> None:
     order=st.sampled_from(["OldestFirst", "NewestFirst"]),
     seed=st.integers(0, 10_000),
     encoding=st.sampled_from(["model", "api", "forced"]),
+    per_job=st.sampled_from([None, 1, 2, 3, 7]),
 )
 def test_simulated_backfill_invariants(
     n: int,
@@ -432,13 +435,16 @@ def test_simulated_backfill_invariants(
     order: str,
     seed: int,
     encoding: str,
+    per_job: int | None,
 ) -> None:
     """Random completions and failures: the planner's invariants hold at every pass.
 
     A succeeding Job's pod may succeed passes before its Complete condition (finishing): it
     frees its slot at once, never its partition. Whichever way the status is stored (as
     composed, through the API, every set a bitmap or relative), planning decides the same
-    as from plain text sets.
+    as from plain text sets. With ``partitionsPerJob`` a Job runs up to that many consecutive
+    partitions and fails when one of them does: concurrency counts Jobs, each (partition,
+    attempt) is created once, every partition's outcome is recorded once per attempt.
     """
     rng = random.Random(seed)
     kw: dict[str, Any] = {
@@ -450,6 +456,8 @@ def test_simulated_backfill_invariants(
     }
     if max_failed is not None:
         kw["maxFailedPartitions"] = max_failed
+    if per_job is not None:
+        kw["partitionsPerJob"] = per_job
     world = World(static_job(n), spec(**kw), encoding=encoding)
     fails: dict[int, int] = {i: rng.choice([0, 0, 1, 5]) for i in range(n)}
     for _ in range(10 * n + 20):
@@ -457,7 +465,9 @@ def test_simulated_backfill_invariants(
         decision = world.step()
         assert len(decision.launches) <= max(0, concurrency - before)
         assert len(world.holding_slots()) <= concurrency
-        active_indices = [world.jobs[name].index for name in world.active()]
+        for req in decision.launches:
+            assert 1 <= req.count <= (per_job or 1)
+        active_indices = [i for name in world.active() for i in world.jobs[name].indices]
         assert len(active_indices) == len(set(active_indices)), "a partition ran twice at once"
         counts = world.status.counts
         assert counts.total == n
@@ -468,7 +478,7 @@ def test_simulated_backfill_invariants(
             break
         for name in list(world.active()):
             job = world.jobs[name]
-            ok = job.attempt > fails[job.index]
+            ok = job.attempt > max(fails[i] for i in job.indices)
             draw = rng.random()
             if ok and not job.finishing and draw < 0.3:
                 world.pod_succeeded(name)
@@ -479,14 +489,22 @@ def test_simulated_backfill_invariants(
         pytest.fail("the backfill never finished")
     assert len(set(world.created)) == len(world.created)
     # every finished attempt is recorded exactly once (metrics and events count outcomes)
-    recorded = sorted((o.index, o.attempt, o.succeeded) for o in world.outcomes)
+    recorded = sorted(
+        (i, o.attempt, o.succeeded)
+        for o in world.outcomes
+        for i in range(o.index, o.index + o.count)
+    )
     assert recorded == sorted(world.finished)
     final_failed = IndexSet.parse(world.status.partitions.failed)
     succeeded = IndexSet.parse(world.status.partitions.succeeded)
     for index in succeeded:
         assert fails[index] <= retries
+    tried: dict[int, int] = {}
+    for index, attempt in world.created:
+        tried[index] = max(tried.get(index, 0), attempt)
     for index in final_failed:
-        assert fails[index] > retries
+        # alone it failed for itself; in a batch, maybe for another partition of the batch
+        assert fails[index] > retries if (per_job or 1) == 1 else tried[index] == retries + 1
     if max_failed is None:
         assert len(succeeded) + len(final_failed) == n
         assert world.status.phase is (Phase.FAILED if len(final_failed) else Phase.SUCCEEDED)

@@ -97,7 +97,7 @@ class Cluster:
         run.claim = decision.claim
         for req in decision.launches:
             assert req.job_name not in self.jobs, "a Job was created twice"
-            self.created.append((run.name, req.index, req.attempt))
+            self.created.extend((run.name, i, req.attempt) for i in req.indices)
             self.jobs[req.job_name] = SimJob(
                 ObservedJob(
                     name=req.job_name,
@@ -110,6 +110,8 @@ class Cluster:
                     run=run.name,
                     run_uid=run.uid,
                     partitioning=verdict.fingerprint or "",
+                    count=req.count,
+                    last_key=req.last_key,
                 ),
                 run.uid,
             )
@@ -134,7 +136,8 @@ class Cluster:
 
     def check_lock_and_limits(self) -> None:
         active = [self.jobs[n] for n in self.active()]
-        indices = [j.job.index for j in active]  # finishing Jobs still hold their partition
+        # finishing Jobs still hold their partitions (every partition of a batch)
+        indices = [i for j in active for i in j.job.indices]
         assert len(indices) == len(set(indices)), "two active Jobs of one partition"
         holding = self.holding()
         if self.job.concurrency is not None:
@@ -149,7 +152,7 @@ class Cluster:
 
     def finish(self, name: str, ok: bool) -> None:
         sim = self.jobs[name]
-        self.finished.append((sim.job.run, sim.job.index, ok))
+        self.finished.extend((sim.job.run, i, ok) for i in sim.job.indices)
         self.jobs[name] = SimJob(
             replace(
                 sim.job,
@@ -192,7 +195,7 @@ def drive(
             return
         for name in cluster.active():
             job = cluster.jobs[name].job
-            ok = job.attempt > fails.get(job.index, 0)
+            ok = job.attempt > max(fails.get(i, 0) for i in job.indices)
             draw = rng.random()
             if ok and not job.finishing and draw < finish_rate * 0.6:
                 cluster.pod_succeeded(name)  # its Complete condition comes in a later pass
@@ -325,15 +328,17 @@ def test_grant(
     limit=st.one_of(st.none(), st.integers(1, 6)),
     reprocess=st.sampled_from(["Missing", "All"]),
     seed=st.integers(0, 10_000),
+    per_job=st.sampled_from([1, 1, 2, 5]),
 )
 def test_simulated_backfills_share_a_job(
-    n: int, runs: int, limit: int | None, reprocess: str, seed: int
+    n: int, runs: int, limit: int | None, reprocess: str, seed: int, per_job: int
 ) -> None:
     """Overlapping Backfills with priorities, a job-wide limit, random completions, retries.
 
     Never two active Jobs of one partition, never above any limit (checked at every create),
     every Backfill ends, and each partition succeeds exactly once in total (Missing) or once
     per Backfill that selects it (All); no Backfill makes more attempts than its retry limit.
+    With ``partitionsPerJob`` (some Backfills) a Job holds each partition of its batch.
     """
     rng = random.Random(seed)
     backfills = []
@@ -349,6 +354,7 @@ def test_simulated_backfills_share_a_job(
             successfulJobsHistoryLimit=rng.randint(0, 2),
             failedJobsHistoryLimit=rng.randint(0, 2),
             retries={"limit": 1, "backoffSeconds": 0},
+            partitionsPerJob=rng.choice([1, per_job]),
         )
         backfills.append((f"bf{i}", spec, range(lo, hi + 1)))
     cluster = Cluster(job_spec(n, limit), [Run(name, spec) for name, spec, _ in backfills])

@@ -139,6 +139,8 @@ class StepWorld:
                 owned=True,
                 start_time=self.now,
                 step=req.step,
+                count=req.count,
+                last_key=req.last_key,
             )
         status = compose_status(decision.verdict, decision.state, decision.launches, self.now)
         self.events += [e.reason for e in status_events(decision.verdict, decision.state, status)]
@@ -545,6 +547,7 @@ class Sim:
     ignore_first: bool
     reprocess: str
     encoding: str = "model"
+    per_job: int = 1
     ledger_ok: dict[int, set[int]] = field(default_factory=dict)
     ledger_bad: dict[int, set[int]] = field(default_factory=dict)
 
@@ -591,6 +594,7 @@ def sims(draw: st.DrawFn) -> Sim:
         ignore_first=draw(st.booleans()),
         reprocess=draw(st.sampled_from(["Missing", "Failed", "All"])),
         encoding=draw(st.sampled_from(["model", "api", "forced"])),
+        per_job=draw(st.sampled_from([1, 1, 2, 4])),
         ledger_ok=ledger_ok,
         ledger_bad=ledger_bad,
     )
@@ -627,6 +631,7 @@ def test_simulated_steps_invariants(sim: Sim) -> None:
         ignoreDependencies=sim.ignore,
         ignoreFirstDependsOnPast=sim.ignore_first,
         reprocess=sim.reprocess,
+        partitionsPerJob=sim.per_job,
     )
     graph = step_graph(job)
     run_steps = select_steps(
@@ -656,12 +661,15 @@ def test_simulated_steps_invariants(sim: Sim) -> None:
     for _ in range(100):
         decision = world.step()
         for req in decision.launches:
-            s, p = req.step, req.index
-            assert p in selection and s in run_steps
-            assert p in in_run[s], "launched a pair reprocess skips"
-            assert req.attempt == attempts.get((s, p), 0) + 1, "each attempt created once"
-            attempts[(s, p)] = req.attempt
-            if req.attempt == 1:
+            assert 1 <= req.count <= sim.per_job
+            s = req.step
+            for p in req.indices:
+                assert p in selection and s in run_steps
+                assert p in in_run[s], "launched a pair reprocess skips"
+                assert req.attempt == attempts.get((s, p), 0) + 1, "each attempt created once"
+                attempts[(s, p)] = req.attempt
+                if req.attempt > 1:
+                    continue
                 for u in graph.upstream[s]:
                     if u in in_run and p in in_run[u]:
                         assert (u, p) in succeeded, "started before its upstream succeeded"
@@ -669,6 +677,8 @@ def test_simulated_steps_invariants(sim: Sim) -> None:
                         assert p in ok0[u], "started without an upstream success recorded"
                 if s in graph.past and p > 0 and not (sim.ignore_first and p == sim.first):
                     q = p - 1
+                    if q >= req.index:
+                        continue  # the previous partition runs before it, in the same Job
                     if q in selection and q in in_run[s]:
                         assert (s, q) in succeeded, "dependsOnPast order broken"
                     else:
@@ -680,11 +690,13 @@ def test_simulated_steps_invariants(sim: Sim) -> None:
             assert world.status.phase in (Phase.SUCCEEDED, Phase.FAILED), world.status.phase
             break
         for job_ in active:
-            ok = (int(job_.step[1:]), job_.index, job_.attempt) not in sim.fails
+            # a Job of several partitions fails when one of them does
+            ok = all((int(job_.step[1:]), p, job_.attempt) not in sim.fails for p in job_.indices)
             world.finish(job_.name, ok)
-            (succeeded if ok else failed).add((job_.step, job_.index))
-            if ok:
-                failed.discard((job_.step, job_.index))
+            for p in job_.indices:
+                (succeeded if ok else failed).add((job_.step, p))
+                if ok:
+                    failed.discard((job_.step, p))
         world.now += timedelta(seconds=1)
     else:
         raise AssertionError("the run did not end")

@@ -211,26 +211,49 @@ def _chunks(ready: IndexSet, size: int, newest: bool) -> Iterator[tuple[int, int
                 lo += size
 
 
+def _chained_chunks(
+    ready: IndexSet, chained: IndexSet, size: int, newest: bool
+) -> Iterator[tuple[int, int]]:
+    """Return the batches of a ``dependsOnPast`` lane as inclusive ``(lo, hi)``.
+
+    Each starts at a ready partition and goes on over the chained ones right after it (they
+    wait only for their previous partition), at most ``size``; by first partition in order
+    (newest first: the latest start first).
+    """
+    starts = ready.iter_descending() if newest else iter(ready)
+    for lo in starts:
+        hi = lo
+        while hi - lo + 1 < size and hi + 1 in chained:
+            hi += 1
+        yield (lo, hi)
+
+
 def _in_order(
-    lanes: Sequence[tuple[int, str, IndexSet]], order: Order, size: int
+    lanes: Sequence[tuple[int, str, IndexSet, IndexSet]], order: Order, size: int
 ) -> Iterator[Batch]:
     """Iterate first-attempt batches over the lanes' sets: by partition in ``order``, then step.
 
-    A batch is at most ``size`` consecutive partitions of one lane (1: one partition a Job).
+    A batch is at most ``size`` consecutive partitions of one lane (1: one partition a Job);
+    in a lane with chained partitions (``dependsOnPast``) it starts at a ready one.
     """
     newest = order is Order.NEWEST_FIRST
+    sign = -1 if newest else 1
 
-    def stream(rank: int, step: str, ready: IndexSet) -> Iterator[tuple[int, int, int, str]]:
+    def stream(
+        rank: int, step: str, ready: IndexSet, chained: IndexSet
+    ) -> Iterator[tuple[int, int, int, int, str]]:
+        # (sort key, step rank, lo, hi, step): by first partition (newest first: by the
+        # chunk's high end, or its start in a chained lane, descending)
+        if size > 1 and chained:
+            chunks = _chained_chunks(ready, chained, size, newest)
+            return ((sign * lo, rank, lo, hi, step) for lo, hi in chunks)
         if size == 1:
-            if newest:
-                return ((-i, rank, i, step) for i in ready.iter_descending())
-            return ((i, rank, i, step) for i in ready)
-        if newest:
-            return ((-hi, rank, lo, step) for lo, hi in _chunks(ready, size, True))
-        return ((lo, rank, hi, step) for lo, hi in _chunks(ready, size, False))
+            indices = ready.iter_descending() if newest else iter(ready)
+            return ((sign * i, rank, i, i, step) for i in indices)
+        chunks = _chunks(ready, size, newest)
+        return ((-hi if newest else lo, rank, lo, hi, step) for lo, hi in chunks)
 
-    for key, _, other, step in heapq.merge(*(stream(*lane) for lane in lanes)):
-        lo, hi = (other, -key) if newest else (key, other)
+    for _, _, lo, hi, step in heapq.merge(*(stream(*lane) for lane in lanes)):
         yield (step, lo, hi, 1)
 
 
@@ -275,7 +298,7 @@ def _launches(
     due: list[tuple[int, int, str, int]] = []
     waiting: list[datetime] = []
     locked: dict[Unit, str] = {}
-    ready: list[tuple[int, str, IndexSet]] = []
+    ready: list[tuple[int, str, IndexSet, IndexSet]] = []
     for rank, lane in enumerate(state.lanes):
         step = lane.step
         due_now, later = lane.due_retries(now)  # (index, failed attempts), next retry time
@@ -287,11 +310,13 @@ def _launches(
             else:
                 due.append((index, rank, step, attempts))
         launchable = lane.launchable
+        chained = lane.chained
         taken = held_sets.get(step)
         if taken:
             locked.update(((step, i), held[(step, i)]) for i in launchable.intersection(taken))
             launchable = launchable.difference(taken)
-        ready.append((rank, step, launchable))
+            chained = chained.difference(taken)
+        ready.append((rank, step, launchable, chained))
     retries = _retry_batches(due, size)
     first = list(itertools.islice(_in_order(ready, spec.order, size), slots))
     wanted = min(slots, len(retries) + len(first))

@@ -18,7 +18,9 @@ Jobs (:func:`~.state.observe_lane` per step), then applies, lane by lane in step
    upstream steps are not checked). ``dependsOnPast``: the step of partition ``i`` also needs
    the same step of ``i - 1`` to have succeeded (the job's first partition has no past;
    ``ignoreFirstDependsOnPast`` frees the run's first partition); a failure there cascades to
-   every later partition of the run whose chain leads to it.
+   every later partition of the run whose chain leads to it. Pending pairs that wait only for
+   the previous partition of the same lane are *chained*: a Job of several partitions
+   (``partitionsPerJob``) that starts at a ready one may run them after it, in order.
 3. **markSucceeded**: every pending pair no other run's active Job holds is recorded as
    succeeded (``marked``), without a Job and without the step order. The marks go to the
    ledger in the *next* pass (the caller runs it at once), from the status: were they merged
@@ -207,6 +209,7 @@ def _gate(
         bad = IndexSet()
         wait = IndexSet()
         others = IndexSet()
+        chained = IndexSet()
         for up in upstream:
             outside = pending
             if up in lanes:
@@ -227,6 +230,10 @@ def _gate(
             past_bad, past_wait, past_others = _past(
                 verdict, spec, lane, pending.difference(bad), bad, first, held
             )
+            # waiting only for the previous partition of this run's own lane (a batch that
+            # runs that one first may take them: ``partitionsPerJob``)
+            inside = past_wait.difference(past_others).difference(past_bad)
+            chained = inside.difference(wait).difference(bad)
             bad = bad.union(past_bad)
             wait = wait.union(past_wait)
             others = others.union(past_others)
@@ -238,6 +245,7 @@ def _gate(
             ready=pending.difference(bad).difference(wait),
             new_upstream_failed=len(bad),
             waiting_on_others=len(others.difference(bad)),
+            chained=chained.difference(bad),
         )
 
 

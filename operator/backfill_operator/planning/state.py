@@ -123,7 +123,10 @@ class PartitionState:
     * ``waiting_on_others``: pending partitions waiting for another run's Job of an upstream
       step (or, with ``dependsOnPast``, of the previous partition);
     * ``new_marked``: partitions this pass marked succeeded (their ledger merge is the next
-      pass's: :mod:`.flow`).
+      pass's: :mod:`.flow`);
+    * ``chained``: pending partitions (not ready) of a ``dependsOnPast`` step that wait only for
+      the previous partition of this lane: a Job of several partitions starting at a ready one
+      may run them after it (``partitionsPerJob``).
     """
 
     selection: Selection
@@ -144,6 +147,7 @@ class PartitionState:
     waiting_on_others: int = 0
     new_marked: int = 0
     retries: Retries = field(default_factory=Retries)
+    chained: IndexSet = field(default_factory=IndexSet)
 
     def attempts_recorded(self, index: int) -> int:
         """Failed attempts of ``index`` the state records (0: none, or succeeded)."""
@@ -211,6 +215,7 @@ class PartitionState:
             retrying=self.retrying.difference(moved),
             pending=self.pending.difference(moved),
             ready=None if self.ready is None else self.ready.difference(moved),
+            chained=self.chained.difference(moved),
             active_jobs=self.active_jobs + len(mine),
         )
 
