@@ -329,6 +329,13 @@ def _launches(
     return launches, requeue, Blocked(locked, wanted - take), claim
 
 
+def _covers(members: IndexSet, job: ObservedJob) -> bool:
+    """True when ``members`` holds every partition ``job`` runs."""
+    if job.count == 1:
+        return job.index in members
+    return len(members.clip(job.index, job.index + job.count - 1)) == job.count
+
+
 def _deletions(
     spec: BackfillSpec, grouped: dict[Unit, list[ObservedJob]], state: RunState
 ) -> list[str]:
@@ -347,7 +354,7 @@ def _deletions(
         for obs in attempts:
             if obs.deleting:
                 continue
-            if obs.state is JobState.SUCCEEDED and all(i in succeeded for i in obs.indices):
+            if obs.state is JobState.SUCCEEDED and _covers(succeeded, obs):
                 ok.append(obs)
             elif obs.state is JobState.FAILED and all(
                 i in succeeded or i in lane.failed or lane.attempts_recorded(i) >= obs.attempt

@@ -398,7 +398,8 @@ def observe_lane(
     retries = Retries.read(previous_retries, previous_failures)
     new_ok: list[int] = []
     new_bad: list[int] = []
-    ok_now: set[int] = set()
+    ok_now: set[int] = set()  # succeeded in this pass, by Jobs of one partition
+    ok_batches = IndexSet()  # succeeded in this pass, by Jobs of several
     retried: dict[tuple[int, str], list[int]] = {}
     outcomes: list[Outcome] = []
     new_failures: list[FailedPartition] = []
@@ -430,21 +431,31 @@ def observe_lane(
             )
             if obs.state is JobState.SUCCEEDED:
                 if obs.count == 1:
-                    if index in succeeded or index in ok_now:
+                    if index in succeeded or index in ok_now or index in ok_batches:
                         continue
-                    fresh: list[int] = [index]
-                else:
-                    fresh = [i for i in obs.indices if i not in succeeded and i not in ok_now]
-                    if not fresh:
-                        continue
-                ok_now.update(fresh)
-                new_ok.extend(fresh)
-                if failures:
-                    for i in fresh if len(fresh) < len(failures) else list(failures):
-                        if i in ok_now:
-                            failures.pop(i, None)
+                    ok_now.add(index)
+                    new_ok.append(index)
+                    failures.pop(index, None)
+                    outcomes.append(
+                        Outcome(index, obs.key, obs.attempt, True, duration, True, step)
+                    )
+                    continue
+                # a batch: set operations, not one step per partition
+                lo, hi = obs.index, obs.index + obs.count - 1
+                fresh = IndexSet.from_range(lo, hi).difference(succeeded).difference(ok_batches)
+                if ok_now:
+                    fresh = fresh.difference(
+                        IndexSet.from_indices(i for i in ok_now if lo <= i <= hi)
+                    )
+                if not fresh:
+                    continue
+                ok_batches = ok_batches.union(fresh)
+                for i in [i for i in failures if i in fresh]:
+                    del failures[i]
                 outcomes.append(
-                    Outcome(fresh[0], obs.key, obs.attempt, True, duration, True, step, len(fresh))
+                    Outcome(
+                        fresh.first(), obs.key, obs.attempt, True, duration, True, step, len(fresh)
+                    )
                 )
                 continue
             # Failed attempt: recorded once per partition, by attempt number; one superseded
@@ -454,7 +465,9 @@ def observe_lane(
             superseded = newer(obs.attempt)
             recorded: list[int] = []
             for i in obs.indices:
-                if i in succeeded or i in ok_now or i in superseded or i in failed:
+                if i in succeeded or i in ok_now or i in ok_batches or i in superseded:
+                    continue
+                if i in failed:
                     continue
                 known = max(failures[i].attempts if i in failures else 0, retries.attempts_of(i))
                 if known >= obs.attempt:
@@ -490,7 +503,8 @@ def observe_lane(
                 )
             )
 
-    ok_set, bad_set = IndexSet.from_indices(new_ok), IndexSet.from_indices(new_bad)
+    ok_set = IndexSet.from_indices(new_ok).union(ok_batches)
+    bad_set = IndexSet.from_indices(new_bad)
     if ok_set or bad_set:
         succeeded = succeeded.union(ok_set)
         failed = failed.difference(ok_set).union(bad_set)
