@@ -15,6 +15,7 @@ from backfill_operator.api.model import (
     PartitionedJobStatus,
     Reprocess,
 )
+from backfill_operator.planning.decide import plan
 from backfill_operator.planning.ledger import preview as preview_of
 from backfill_operator.planning.steps import select_steps, step_graph
 from backfill_operator.planning.verdict import PartitionedJobView, judge, new_backfill
@@ -57,6 +58,7 @@ def load(name: str) -> tuple[PartitionedJobSpec, BackfillSpec]:
         ("regions.yaml", 3, "us-east-1", "eu-central-1"),
         ("shared-warehouse.yaml", 3, "2024-03-04", "2024-03-06"),
         ("orders-scheduled.yaml", 366, "2024-01-01", "2024-12-31"),
+        ("clickstream-batched.yaml", 744, "2024-01-01T00:00", "2024-01-31T23:00"),
     ],
 )
 def test_example_selects(name: str, count: int, first: str, last: str) -> None:
@@ -134,3 +136,14 @@ def test_api_ingestion_rerun_selects_only_ingest() -> None:
     ) == ("ingest",)
     assert select_steps(graph, spec.steps, include_downstream=True) == graph.order
     assert select_steps(graph, spec.steps, include_upstream=True) == ("ingest",)
+
+
+def test_clickstream_batches_a_day_per_job() -> None:
+    """partitionsPerJob on the PartitionedJob: 744 hours in 31 Jobs of 24, 4 at a time."""
+    job, spec = load("clickstream-batched.yaml")
+    assert job.partitions_per_job == 24 and spec.partitions_per_job is None
+    view = PartitionedJobView("pj", job, PartitionedJobStatus())
+    decision = plan(judge(new_backfill("ns", spec), view, NOW), [], NOW)
+    assert [(r.key, r.last_key, r.count) for r in decision.launches] == [
+        (f"2024-01-{d:02d}T00:00", f"2024-01-{d:02d}T23:00", 24) for d in range(1, 5)
+    ]

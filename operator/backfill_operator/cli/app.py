@@ -26,6 +26,7 @@ from rich.markup import escape
 
 from ..api.model import (
     MAX_CONCURRENCY,
+    MAX_PARTITIONS_PER_JOB,
     MAX_PRIORITY,
     MAX_RETRIES,
     RESERVED_ENV,
@@ -327,6 +328,17 @@ def create(
         int,
         typer.Option(min=1, max=MAX_CONCURRENCY, help="At most this many Jobs at once."),
     ] = 10,
+    partitions_per_job: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions-per-job",
+            min=1,
+            max=MAX_PARTITIONS_PER_JOB,
+            help="Run up to this many consecutive partitions in one Job (PARTITION_KEY_FIRST, "
+            "PARTITION_KEY_LAST, PARTITION_COUNT). Default: the PartitionedJob's, else 1.",
+            show_default=False,
+        ),
+    ] = None,
     order: OrderOpt = OrderFlag.OLDEST_FIRST,
     reprocess: ReprocessOpt = ReprocessFlag.MISSING,
     priority: PriorityOpt = 0,
@@ -436,6 +448,7 @@ def create(
         to=to,
         partitions=specs.parse_keys(partitions) if partitions is not None else None,
         concurrency=concurrency,
+        partitions_per_job=partitions_per_job,
         order=order.to_model(),
         reprocess=reprocess.to_model(),
         retries=retries,

@@ -283,6 +283,8 @@ def retry_spec(
         raw["jobAnnotations"] = dict(spec.job_annotations)
     if spec.max_failed_partitions is not None:
         raw["maxFailedPartitions"] = spec.max_failed_partitions
+    if spec.partitions_per_job is not None:
+        raw["partitionsPerJob"] = spec.partitions_per_job
     raw["priority"] = spec.priority
     if spec.kueue is not None:
         raw["kueue"] = spec.kueue.to_api()

@@ -254,6 +254,7 @@ def build_spec(
     env: list[dict[str, str]] | None = None,
     job_labels: dict[str, str] | None = None,
     job_annotations: dict[str, str] | None = None,
+    partitions_per_job: int | None = None,
 ) -> BackfillSpec:
     """Return the Backfill spec the flags describe; CliError (exit 2) when it is invalid.
 
@@ -297,6 +298,8 @@ def build_spec(
         raw["partitions"] = partitions
     if max_failed is not None:
         raw["maxFailedPartitions"] = max_failed
+    if partitions_per_job is not None:
+        raw["partitionsPerJob"] = partitions_per_job
     if steps is not None:
         raw["steps"] = steps
     flags = {
