@@ -26,6 +26,7 @@ from backfill_operator.controller.kube import AlreadyExists, Conflict, QuotaExce
 from backfill_operator.controller.metrics import Metrics
 from backfill_operator.controller.reconciler import (
     LEDGER_NOT_READY_REQUEUE_SECONDS,
+    WRITTEN_BODY_SECONDS,
     PassResult,
     Reconciler,
 )
@@ -97,7 +98,9 @@ class FakeApi:
         self.after(f"get {plural}")
         return result
 
-    def replace_status(self, plural: str, body: dict[str, Any], status: dict[str, Any]) -> None:
+    def replace_status(
+        self, plural: str, body: dict[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any] | None:
         self._enter(f"status {plural}")
         if self.conflicts.get(plural):
             self.conflicts[plural] -= 1
@@ -107,6 +110,7 @@ class FakeApi:
             raise Conflict("the object has been modified")
         current["status"] = copy.deepcopy(status)
         current["metadata"]["resourceVersion"] = str(next(self._rv))
+        return copy.deepcopy(current)
 
     def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         self._enter("list jobs")
@@ -543,3 +547,40 @@ def test_partitioned_job_with_a_refused_template_says_so_itself(world: Any) -> N
     api.put(BACKFILLS, backfill())
     rec.reconcile(NS, "bf")
     assert api.status()["phase"] == "Invalid" and api.creations == []
+
+
+def test_a_pass_starts_from_its_own_write_only_while_the_watch_shows_it(world: Any) -> None:
+    api, rec = setup(world, ["a", "b", "c", "d"], concurrency=1)
+    rec.reconcile(NS, "bf")
+    written = api.objects[(BACKFILLS, "bf")]["metadata"]["resourceVersion"]
+    (first,) = api.active()
+    api.finish(first, ok=True)
+    # the watch has not delivered the write yet: read from the API
+    api.calls.clear()
+    rec.reconcile(NS, "bf")
+    assert "get backfills" in api.calls
+    # the watch's latest event is this operator's write: no GET, the write's body is used
+    rec.seen_backfill(NS, "bf", api.objects[(BACKFILLS, "bf")]["metadata"]["resourceVersion"])
+    (second,) = api.active()
+    api.finish(second, ok=True)
+    api.calls.clear()
+    rec.reconcile(NS, "bf")
+    assert "get backfills" not in api.calls
+    assert api.status()["counts"]["succeeded"] == 2
+    # a change by someone else (another version seen): read again, and see the change
+    api.objects[(BACKFILLS, "bf")]["spec"]["suspend"] = True
+    api.objects[(BACKFILLS, "bf")]["metadata"]["resourceVersion"] = "999"
+    rec.seen_backfill(NS, "bf", "999")
+    (third,) = api.active()
+    api.finish(third, ok=True)
+    api.calls.clear()
+    rec.reconcile(NS, "bf")
+    assert "get backfills" in api.calls
+    assert not [c for c in api.calls if c.startswith("create job")]  # suspended: no launch
+    assert written != "999"
+    # past WRITTEN_BODY_SECONDS the write is not trusted even when the watch agrees
+    rec.seen_backfill(NS, "bf", api.objects[(BACKFILLS, "bf")]["metadata"]["resourceVersion"])
+    api.clock.current += timedelta(seconds=WRITTEN_BODY_SECONDS + 1)
+    api.calls.clear()
+    rec.reconcile(NS, "bf")
+    assert "get backfills" in api.calls

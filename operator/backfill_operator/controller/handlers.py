@@ -173,9 +173,17 @@ async def backfill_event(
     memo: Any,
     **_: Any,
 ) -> None:
-    """Wake the Backfill's loop on a spec change; when it was deleted, drop its metrics."""
+    """Wake the Backfill's loop on a spec change; when it was deleted, drop its metrics.
+
+    Every event's resourceVersion goes to the reconciler: a pass may start from the body the
+    operator wrote last only while that is the latest version the watch delivered.
+    """
     runtime = _runtime(memo)
-    if type == "DELETED":
+    deleted = type == "DELETED"
+    runtime.reconciler.seen_backfill(
+        _ns(namespace), name, None if deleted else meta.get("resourceVersion")
+    )
+    if deleted:
         runtime.reconciler.metrics.forget(_ns(namespace), name)
     elif spec_unobserved(meta, status):
         runtime.wake(_ns(namespace), name)

@@ -54,8 +54,13 @@ class KubeApi(Protocol):
         """Return custom object ``plural`` namespace/name, or None when it does not exist."""
         ...
 
-    def replace_status(self, plural: str, body: dict[str, Any], status: dict[str, Any]) -> None:
-        """Write ``status`` of ``body`` at its resourceVersion; :class:`Conflict` if stale."""
+    def replace_status(
+        self, plural: str, body: dict[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Write ``status`` of ``body`` at its resourceVersion; :class:`Conflict` if stale.
+
+        Returns the object as written (None when it no longer exists).
+        """
         ...
 
     def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -175,12 +180,15 @@ class Kube:
                 return None
             raise
 
-    def replace_status(self, plural: str, body: dict[str, Any], status: dict[str, Any]) -> None:
+    def replace_status(
+        self, plural: str, body: dict[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Write ``status`` of ``body`` through the status subresource (optimistic lock).
 
         The ``resourceVersion`` of ``body`` is sent, so a concurrent change raises
         :class:`Conflict` instead of being overwritten (Kubernetes API conventions,
-        "Concurrency Control and Consistency").
+        "Concurrency Control and Consistency"). Returns the object as the apiserver wrote it
+        (its new resourceVersion), None when it is gone.
         """
         meta = body["metadata"]
         payload = {
@@ -194,14 +202,22 @@ class Kube:
             "status": status,
         }
         try:
-            self.custom.replace_namespaced_custom_object_status(
-                GROUP, VERSION, meta["namespace"], plural, meta["name"], payload
+            return _json(
+                self.custom.replace_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    meta["namespace"],
+                    plural,
+                    meta["name"],
+                    payload,
+                    _preload_content=False,
+                )
             )
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(_message(exc)) from exc
             if exc.status == 404:
-                return
+                return None
             if exc.status in (400, 422):
                 raise Rejected(_message(exc)) from exc
             raise

@@ -26,6 +26,7 @@ with fakes (``tests/unit/test_reconciler.py``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import threading
 from collections.abc import Collection, Iterator
@@ -71,6 +72,9 @@ API_PARALLELISM = 16
 LAUNCH_ERROR_REQUEUE_SECONDS = 30.0
 #: Requeue while the PartitionedJob's status has no partitioning yet, seconds.
 LEDGER_NOT_READY_REQUEUE_SECONDS = 1.0
+#: Longest time a Backfill as this operator last wrote it may stand in for a GET, seconds
+#: (:meth:`Reconciler._read_backfill`; the watch confirms it is still current meanwhile).
+WRITTEN_BODY_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,10 @@ class Reconciler:
         # Runs (Backfill names, or SCHEDULE_RUN) by PartitionedJob key whose last pass waited
         # for another run's Job: woken when a pass records outcomes in the job's ledger.
         self._waiting: dict[str, set[str]] = {}
+        # Each Backfill as its last status write returned it (monotonic time of the write,
+        # body), and the resourceVersion the watch last delivered: :meth:`_read_backfill`.
+        self._written: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._seen_version: dict[str, str] = {}
 
     # ------------------------------------------------------------------ Backfill pass
     def reconcile(
@@ -198,14 +206,47 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         """Drop what memory holds about Backfill namespace/name (it was deleted)."""
         with self._locks_guard:
+            self._written.pop(object_key(namespace, name), None)
+            self._seen_version.pop(object_key(namespace, name), None)
             for claims in self._claims.values():
                 claims.pop(object_key(namespace, name), None)
             for key, runs in self._waiting.items():
                 if key.startswith(f"{namespace}/"):
                     runs.discard(name)
 
+    def seen_backfill(self, namespace: str, name: str, resource_version: str | None) -> None:
+        """Note the resourceVersion of Backfill namespace/name a watch event delivered."""
+        key = object_key(namespace, name)
+        with self._locks_guard:
+            if resource_version is None:
+                self._seen_version.pop(key, None)
+                self._written.pop(key, None)
+            else:
+                self._seen_version[key] = resource_version
+
+    def _read_backfill(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Backfill as a pass starts from: the body this operator last wrote, or a GET.
+
+        The written body (the status write's response) stands in for a GET, saving a round
+        trip before the pass can refill a slot, only while the watch's latest event of the
+        Backfill is that very write (watch events of an object come in resourceVersion order,
+        so a later change by anyone shows as another version) and for at most
+        :data:`WRITTEN_BODY_SECONDS`. Otherwise, and after a restart, it is read from the API.
+        A stale body cannot be written back: the status write sends its resourceVersion.
+        """
+        key = object_key(namespace, name)
+        with self._locks_guard:
+            written = self._written.get(key)
+            seen = self._seen_version.get(key)
+        if written is not None:
+            when, body = written
+            fresh = self.clock.monotonic() - when <= WRITTEN_BODY_SECONDS
+            if fresh and seen is not None and body["metadata"].get("resourceVersion") == seen:
+                return copy.deepcopy(body)
+        return self.api.get(BACKFILLS, namespace, name)
+
     def _reconcile(self, namespace: str, name: str, pods_done: Collection[str]) -> PassResult:
-        body = self.api.get(BACKFILLS, namespace, name)
+        body = self._read_backfill(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.forget(namespace, name)
             return PassResult(gone=True)
@@ -276,10 +317,17 @@ class Reconciler:
             self._template_checks[key] = launched.error
         if status != verdict.backfill.status:
             try:
-                self.api.replace_status(BACKFILLS, body, status.compacted().to_api())
+                written = self.api.replace_status(BACKFILLS, body, status.compacted().to_api())
             except Conflict:
+                with self._locks_guard:
+                    self._written.pop(me, None)
                 self.metrics.record(namespace, name, (), launched.created)
                 return PassResult(again=True)
+            with self._locks_guard:
+                if written is None:
+                    self._written.pop(me, None)
+                else:
+                    self._written[me] = (self.clock.monotonic(), written)
         self.actions.delete(namespace, decision.deletions)
         self.actions.send_events(body, status_events(verdict, decision.state, status), now)
         self._observe(namespace, name, decision, status, launched.created)
