@@ -599,3 +599,13 @@ def test_the_schedule_runs_every_step_in_order() -> None:
     )
     assert [s.name for s in status.steps] == ["extract", "load"]
     assert status.steps[0].counts.succeeded == 5 and status.steps[1].counts.running == 1
+
+
+@pytest.mark.parametrize("policy", ["Allow", "Forbid"])
+def test_catch_up_runs_in_batches_of_the_jobs_partitions_per_job(policy: str) -> None:
+    """spec.partitionsPerJob applies to the schedule's catch-up: 0..4 in Jobs of 3 and 2."""
+    spec = pj_spec(concurrencyPolicy=policy, **({"concurrency": 2} if policy == "Allow" else {}))
+    spec = spec.model_copy(update={"partitions_per_job": 3})
+    decision = plan_runs(judged(spec), [])
+    batches = [(r.index, r.count) for r in decision.launches]
+    assert batches == ([(0, 3), (3, 2)] if policy == "Allow" else [(0, 3)])
