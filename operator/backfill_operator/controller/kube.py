@@ -131,7 +131,7 @@ def load_client() -> ApiClient:
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     config = kubernetes.client.Configuration.get_default_copy()
-    config.connection_pool_maxsize = 32
+    config.connection_pool_maxsize = 64
     return ApiClient(config)
 
 

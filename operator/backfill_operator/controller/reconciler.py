@@ -68,6 +68,8 @@ from .metrics import Metrics
 
 #: Creates and deletes one pass sends at once (the client's connection pool holds 32).
 API_PARALLELISM = 16
+#: Threads for a pass's reads done beside each other (the LIST of the Jobs).
+READ_THREADS = 24
 #: Requeue after a launch the apiserver refused, seconds.
 LAUNCH_ERROR_REQUEUE_SECONDS = 30.0
 #: Requeue while the PartitionedJob's status has no partitioning yet, seconds.
@@ -119,7 +121,9 @@ class Reconciler:
         # Backfill key (memory only: rebuilt by every Backfill's first pass after a restart).
         self._claims: dict[str, dict[str, Claim]] = {}
         self.actions = JobActions(api, metrics, parallelism, background=background)
-        self._reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="read")
+        # Two reads per pass (the Jobs' LIST beside the PartitionedJob's GET), for as many
+        # passes as run at once (controller/runtime.py).
+        self._reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="read")
         # Per thread: how long the current pass waited for its PartitionedJob's lock.
         self._waited = threading.local()
         # PartitionedJobs (keys) whose last pass found spec.runs: their schedule's pass follows
