@@ -584,3 +584,25 @@ def test_a_pass_starts_from_its_own_write_only_while_the_watch_shows_it(world: A
     api.calls.clear()
     rec.reconcile(NS, "bf")
     assert "get backfills" in api.calls
+
+
+def test_a_deletion_in_flight_is_not_sent_again() -> None:
+    """Deletions run in the background: a pass that still lists the Job does not resend it."""
+    import threading
+
+    from backfill_operator.controller.actions import JobActions
+
+    release = threading.Event()
+    sent: list[str] = []
+
+    class SlowDeletes(FakeApi):
+        def delete_job(self, namespace: str, name: str) -> None:
+            sent.append(name)
+            release.wait(10)
+
+    actions = JobActions(SlowDeletes(), Metrics(CollectorRegistry()), 4, background=True)
+    actions.delete(NS, ["a", "b"])
+    actions.delete(NS, ["a", "c"])  # "a" is still being deleted
+    release.set()
+    actions._pool.shutdown(wait=True)
+    assert sorted(sent) == ["a", "b", "c"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class JobActions:
         self.metrics = metrics
         self.background = background
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
+        self._guard = threading.Lock()
+        self._deleting: set[tuple[str, str]] = set()  # (namespace, Job) deletions in flight
 
     def launch(
         self, owner: Owner, verdict: judging.Verdict, requests: Sequence[LaunchRequest]
@@ -145,9 +148,23 @@ class JobActions:
         return str(existing["metadata"].get("creationTimestamp") or ""), True
 
     def delete(self, namespace: str, names: Sequence[str]) -> None:
-        """Delete Jobs namespace/names in parallel (gone already: fine)."""
-        futures = [self._pool.submit(self.api.delete_job, namespace, n) for n in names]
+        """Delete Jobs namespace/names in parallel (gone already: fine).
+
+        A Job whose deletion this process already sent (in the background, while the next
+        pass may still list it) is not deleted again until that request has finished.
+        """
+        with self._guard:
+            fresh = [n for n in names if (namespace, n) not in self._deleting]
+            self._deleting.update((namespace, n) for n in fresh)
+        futures = [self._pool.submit(self._delete, namespace, n) for n in fresh]
         self._finish(futures, "delete a Job")
+
+    def _delete(self, namespace: str, name: str) -> None:
+        try:
+            self.api.delete_job(namespace, name)
+        finally:
+            with self._guard:
+                self._deleting.discard((namespace, name))
 
     def send_events(
         self, body: dict[str, Any], intents: Iterable[EventIntent], now: datetime
