@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from kubernetes import client
-
 from operator_support import OperatorProcess
 
-from .test_operator import Api, JobRecorder, backfill, partitioned_job
+from .test_operator import Api, JobRecorder, api, backfill, partitioned_job, recorder
+
+__all__ = ["api", "recorder"]  # the fixtures of test_operator, used here
 
 COUNT = "backfill.dev/partition-count"
-
-
-@pytest.fixture
-def api(kube_api: client.ApiClient, namespace: str) -> Api:
-    return Api(kube_api, namespace)
-
-
-@pytest.fixture
-def recorder(kube_api: client.ApiClient, namespace: str) -> Iterator[JobRecorder]:
-    with JobRecorder(kube_api, namespace) as rec:
-        yield rec
 
 
 def test_batches_run_each_partition_once_and_a_failed_batch_is_retried_whole(

@@ -115,11 +115,8 @@ def test_time_partitions_data_interval_of_a_batch() -> None:
     assert req.end == datetime(2024, 1, 8, tzinfo=UTC)
 
 
-def test_the_job_of_a_batch_and_its_observation() -> None:
-    world = World(
-        daily_job(), spec(range={"from": "2024-01-01", "to": "2024-01-03"}, partitionsPerJob=3)
-    )
-    (req,) = world.step().launches
+def job_and_env(req: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The Job built for ``req`` and its container's environment."""
     body = builders.build_job(
         owner=builders.Owner("ns", "bf", UID),
         partitioned_job="pj",
@@ -128,6 +125,15 @@ def test_the_job_of_a_batch_and_its_observation() -> None:
         template_hash="abc",
     )
     env = {e["name"]: e["value"] for e in body["spec"]["template"]["spec"]["containers"][0]["env"]}
+    return body, env
+
+
+def test_the_job_of_a_batch_and_its_observation() -> None:
+    world = World(
+        daily_job(), spec(range={"from": "2024-01-01", "to": "2024-01-03"}, partitionsPerJob=3)
+    )
+    (req,) = world.step().launches
+    body, env = job_and_env(req)
     assert env["PARTITION_KEY_FIRST"] == env["PARTITION_KEY"] == "2024-01-01"
     assert env["PARTITION_KEY_LAST"] == "2024-01-03"
     assert env["PARTITION_COUNT"] == "3"
@@ -154,14 +160,7 @@ def test_the_job_of_a_batch_and_its_observation() -> None:
 def test_one_partition_jobs_get_the_batch_variables_too() -> None:
     world = World(static_job(2), spec(concurrency=1))
     (req,) = world.step().launches
-    body = builders.build_job(
-        owner=builders.Owner("ns", "bf", UID),
-        partitioned_job="pj",
-        job_template=TEMPLATE,
-        request=req,
-        template_hash="abc",
-    )
-    env = {e["name"]: e["value"] for e in body["spec"]["template"]["spec"]["containers"][0]["env"]}
+    body, env = job_and_env(req)
     assert (env["PARTITION_KEY_FIRST"], env["PARTITION_KEY_LAST"], env["PARTITION_COUNT"]) == (
         "k000",
         "k000",
