@@ -7,11 +7,13 @@ import asyncio
 import logging
 import random
 import sys
+import time
 
 import kopf
 
 from .api.crdgen import main as crdgen_main
 from .controller import handlers, kube, metrics
+from .controller.jobcache import JobCache
 from .controller.reconciler import Reconciler
 from .controller.runtime import Runtime
 
@@ -88,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     api = kube.load_client()
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
-    runtime = Runtime(Reconciler(kube.Kube(api), metrics.Metrics(), background=True))
+    reconciler = Reconciler(
+        kube.Kube(api), metrics.Metrics(), background=True, jobs=JobCache(time.monotonic)
+    )
+    runtime = Runtime(reconciler)
     assert handlers.backfill_worker is not None  # importing handlers registers them with kopf
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     priority = args.priority

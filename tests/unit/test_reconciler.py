@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from backfill_operator.api import labels
 from backfill_operator.api.model import API_VERSION, BACKFILLS, PARTITIONED_JOBS
+from backfill_operator.controller.jobcache import TRUST_SECONDS, JobCache
 from backfill_operator.controller.kube import AlreadyExists, Conflict, QuotaExceeded, Rejected
 from backfill_operator.controller.metrics import Metrics
 from backfill_operator.controller.reconciler import (
@@ -79,6 +80,12 @@ class FakeApi:
         self.after: Callable[[str], None] = lambda _: None
         self.creations: list[str] = []
         self._rv = itertools.count(1)
+        # Job watches (a JobCache's observe): told every Job change at once.
+        self.watchers: list[Callable[[str | None, dict[str, Any]], None]] = []
+
+    def _notify(self, event_type: str, job: dict[str, Any]) -> None:
+        for watcher in self.watchers:
+            watcher(event_type, copy.deepcopy(job))
 
     def _enter(self, call: str) -> None:
         if self.crash_on(call):
@@ -133,6 +140,7 @@ class FakeApi:
         job["status"] = {"startTime": rfc3339(self.clock.now())}
         self.jobs[name] = job
         self.creations.append(name)
+        self._notify("ADDED", job)
         return copy.deepcopy(job)
 
     def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -147,7 +155,9 @@ class FakeApi:
 
     def delete_job(self, namespace: str, name: str) -> None:
         self._enter(f"delete job {name}")
-        self.jobs.pop(name, None)
+        job = self.jobs.pop(name, None)
+        if job is not None:
+            self._notify("DELETED", job)
 
     def create_event(self, event: dict[str, Any]) -> None:
         self._enter(f"event {event['reason']}")
@@ -166,6 +176,11 @@ class FakeApi:
         status = self.jobs[name]["status"]
         status["conditions"] = [condition]
         status["completionTime" if ok else "failedTime"] = stamp
+        self._notify("MODIFIED", self.jobs[name])
+
+    def changed(self, name: str) -> None:
+        """Tell the watchers about a change a test made to Job ``name`` itself."""
+        self._notify("MODIFIED", self.jobs[name])
 
     def active(self) -> list[str]:
         return sorted(n for n, j in self.jobs.items() if not j["status"].get("conditions"))
@@ -193,11 +208,26 @@ def backfill(**spec: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def world() -> tuple[FakeApi, Reconciler]:
+#: For scenarios staged around the LIST (a Job hidden from it, a change while it runs); the
+#: cache's own view of such races is tested in tests/unit/test_jobcache.py.
+LISTED_ONLY = pytest.mark.parametrize("world", ["listed"], indirect=True)
+
+
+@pytest.fixture(params=["listed", "watched"])
+def world(request: pytest.FixtureRequest) -> tuple[FakeApi, Reconciler]:
+    """The fake apiserver and a Reconciler that lists Jobs every pass, or (``watched``) keeps
+    them in a JobCache fed by an instant watch of the fake (every scenario runs both ways)."""
     api = FakeApi()
     api.clock = FakeClock()
-    return api, Reconciler(api, Metrics(CollectorRegistry()), api.clock, parallelism=1)
+    return api, reconciler(api, watched=request.param == "watched")
+
+
+def reconciler(api: FakeApi, *, watched: bool) -> Reconciler:
+    """A Reconciler on ``api`` (a new process: empty memory), optionally with a watched cache."""
+    jobs = JobCache(api.clock.monotonic) if watched else None
+    if jobs is not None:
+        api.watchers.append(jobs.observe)
+    return Reconciler(api, Metrics(CollectorRegistry()), api.clock, parallelism=1, jobs=jobs)
 
 
 def setup(
@@ -273,10 +303,11 @@ def test_conflict_on_status_write_asks_for_another_pass(world: Any) -> None:
     assert rec.metrics.jobs_created.labels(NS, "bf")._value.get() == 2
 
 
+@LISTED_ONLY
 def test_already_exists_and_ours_is_adopted(world: Any) -> None:
     api, rec = setup(world, ["a", "b"], concurrency=1)
     # Another replica created the first Job after this pass listed the Jobs.
-    other = Reconciler(api, Metrics(CollectorRegistry()), api.clock, parallelism=1)
+    other = reconciler(api, watched=rec.jobs is not None)
     other.reconcile(NS, "bf")
     (name,) = api.active()
     api.hidden.add(name)
@@ -290,6 +321,7 @@ def test_already_exists_and_ours_is_adopted(world: Any) -> None:
     assert rec.metrics.jobs_created.labels(NS, "bf")._value.get() == 0  # adopted, not created
 
 
+@LISTED_ONLY
 def test_already_exists_and_foreign_is_a_launch_error(world: Any) -> None:
     api, rec = setup(world, ["a", "b"], concurrency=1)
     rec.reconcile(NS, "bf")
@@ -323,6 +355,7 @@ def test_ledger_waits_for_the_partitioned_job_pass(world: Any) -> None:
     assert api.status(PARTITIONED_JOBS, "pj")["ledger"]["succeeded"] == "0"
 
 
+@LISTED_ONLY
 def test_outcomes_of_an_older_numbering_stay_out_of_the_ledger(world: Any) -> None:
     """A pass that read the old spec cannot write its numbering back (one writer each)."""
     api, rec = setup(world, ["a", "b"], concurrency=2)
@@ -332,7 +365,7 @@ def test_outcomes_of_an_older_numbering_stay_out_of_the_ledger(world: Any) -> No
 
     numbering: list[str] = []
     # Another operator process (a replica taking over): the in-process lock does not cover it.
-    other = Reconciler(api, Metrics(CollectorRegistry()), api.clock, parallelism=1)
+    other = reconciler(api, watched=rec.jobs is not None)
 
     def respec(call: str) -> None:
         if call == "list jobs":  # the spec changes after this pass read it
@@ -396,7 +429,7 @@ def test_a_crash_between_any_two_steps_is_repaired_by_the_next_pass(
     with pytest.raises(Crash):
         rec.reconcile(NS, "bf")
     # A restarted operator: new memory, same cluster.
-    fresh = Reconciler(api, Metrics(CollectorRegistry()), api.clock, parallelism=1)
+    fresh = reconciler(api, watched=rec.jobs is not None)
     for _ in range(5):
         assert fresh.reconcile(NS, "bf").again is False
         for name in api.active():
@@ -505,6 +538,7 @@ def test_kueue_jobs_are_created_suspended_and_counted_queued(world: Any) -> None
     assert counts["queued"] == 2 and counts["running"] == 0
     assert all(r["queued"] is True for r in api.status()["running"])
     jobs[0]["spec"]["suspend"] = False  # Kueue admitted one
+    api.changed(jobs[0]["metadata"]["name"])
     rec.reconcile(NS, "bf")
     counts = api.status()["counts"]
     assert counts["queued"] == 1 and counts["running"] == 1
@@ -606,3 +640,50 @@ def test_a_deletion_in_flight_is_not_sent_again() -> None:
     release.set()
     actions._pool.shutdown(wait=True)
     assert sorted(sent) == ["a", "b", "c"]
+
+
+def test_a_watched_pass_refills_without_reading_jobs_or_its_job_again() -> None:
+    """With the Job cache fed by the watch, a refill pass needs no LIST and no GET."""
+    api = FakeApi()
+    api.clock = FakeClock()
+    rec = reconciler(api, watched=True)
+    setup((api, rec), ["a", "b", "c", "d"], concurrency=2)
+    rec.reconcile(NS, "bf")
+    assert "list jobs" in api.calls  # the first pass lists: nothing vouches for the cache
+    for plural in (BACKFILLS, PARTITIONED_JOBS):
+        rv = api.objects[(plural, "bf" if plural == BACKFILLS else "pj")]["metadata"]
+        getattr(rec, "seen_backfill" if plural == BACKFILLS else "seen_partitioned_job")(
+            NS, rv["name"], rv["resourceVersion"]
+        )
+    first, _ = api.active()
+    api.finish(first, ok=True)
+    api.calls.clear()
+    rec.reconcile(NS, "bf")
+    assert not [c for c in api.calls if c.startswith(("list", "get"))]
+    assert len(api.active()) == 2 and len(api.creations) == 3
+    assert api.status()["counts"]["succeeded"] == 1
+
+
+def test_a_silent_watch_still_shows_the_jobs_this_process_created() -> None:
+    """Expectations: Jobs created by a pass are seen by the next one before their events."""
+    api = FakeApi()
+    api.clock = FakeClock()
+    rec = reconciler(api, watched=True)
+    setup((api, rec), ["a", "b", "c", "d"], concurrency=2)
+    api.watchers.clear()  # the watch delivers nothing from here on
+    rec.reconcile(NS, "bf")
+    api.calls.clear()
+    for _ in range(3):
+        rec.reconcile(NS, "bf")
+    assert "list jobs" not in api.calls
+    assert len(api.creations) == 2  # nothing created again, concurrency held
+    # A Job deleted unseen (a ghost) holds its slot until the next LIST, TRUST_SECONDS on.
+    first, _ = api.active()
+    api.finish(first, ok=True)
+    api.jobs.pop(first)
+    rec.reconcile(NS, "bf")
+    assert len(api.creations) == 2
+    api.clock.current += timedelta(seconds=TRUST_SECONDS + 1)
+    rec.reconcile(NS, "bf")
+    assert "list jobs" in api.calls
+    assert len(api.creations) == 3 and len(api.active()) == 2

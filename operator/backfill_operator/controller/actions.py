@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,9 +68,17 @@ class JobActions:
     """
 
     def __init__(
-        self, api: KubeApi, metrics: Metrics, parallelism: int, *, background: bool = False
+        self,
+        api: KubeApi,
+        metrics: Metrics,
+        parallelism: int,
+        *,
+        background: bool = False,
+        on_created: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.api = api
+        # Told every Job a launch created or adopted (the Job cache's expectations).
+        self.on_created = on_created
         self.metrics = metrics
         self.background = background
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
@@ -136,6 +144,8 @@ class JobActions:
         meta = manifest["metadata"]
         try:
             job = self.api.create_job(manifest)
+            if self.on_created is not None:
+                self.on_created(job)
             return str(job["metadata"].get("creationTimestamp") or ""), False
         except AlreadyExists:
             existing = self.api.read_job(meta["namespace"], meta["name"])
@@ -145,6 +155,8 @@ class JobActions:
             raise Rejected(
                 f'Job "{meta["name"]}" already exists and is not owned by this {owner.kind}'
             )
+        if self.on_created is not None:
+            self.on_created(existing)
         return str(existing["metadata"].get("creationTimestamp") or ""), True
 
     def delete(self, namespace: str, names: Sequence[str]) -> None:

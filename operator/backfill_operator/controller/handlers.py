@@ -276,6 +276,9 @@ async def job_event(
     """
     runtime = _runtime(memo)
     ns = _ns(namespace)
+    if runtime.reconciler.jobs is not None:
+        # Before any wake-up: the woken pass must see what woke it.
+        runtime.reconciler.jobs.observe(type, kwargs["body"])
     state = job_state(list(status.get("conditions") or []))[0]
     if type == "DELETED" or state is not JobState.ACTIVE:
         _wake_runs(runtime, ns, labels, kwargs, _job_owner(meta), ended=True)
@@ -350,6 +353,9 @@ async def partitioned_job_event(
     """
     runtime = _runtime(memo)
     ns = _ns(namespace)
+    runtime.reconciler.seen_partitioned_job(
+        ns, name, None if type == "DELETED" else meta.get("resourceVersion")
+    )
     if type != "DELETED":
         if not spec_unobserved(meta, status):
             return  # a status write (the ledger, the schedule): nothing to do

@@ -97,13 +97,13 @@ def update_status(
     attempts: int = STATUS_UPDATE_ATTEMPTS,
     *,
     body: dict[str, Any] | None = None,
-) -> bool:
+) -> dict[str, Any] | None:
     """Read an object, compute its new status with ``change(body)``, write it; retry conflicts.
 
     ``body``, when given, is a copy of the object the caller has just read: the first attempt
     uses it instead of reading again (a stale one only costs a Conflict). ``change`` returns
-    the new ``status`` (API shape) or None for "nothing to write". Returns True when a status
-    was written, False when the object is gone or nothing changed. Raises RuntimeError after
+    the new ``status`` (API shape) or None for "nothing to write". Returns the object as
+    written, None when the object is gone or nothing changed. Raises RuntimeError after
     ``attempts`` conflicts in a row (the caller's pass fails and is retried with backoff), so
     no writer loops without bound.
     """
@@ -111,14 +111,13 @@ def update_status(
         if body is None:
             body = api.get(plural, namespace, name)
             if body is None:
-                return False
+                return None
         current, body = body, None
         status = change(current)
         if status is None:
-            return False
+            return None
         try:
-            api.replace_status(plural, current, status)
-            return True
+            return api.replace_status(plural, current, status)
         except Conflict:
             continue
     raise RuntimeError(f"could not update the status of {plural} {namespace}/{name}: conflicts")

@@ -1,7 +1,10 @@
 """One reconcile pass of a Backfill or a PartitionedJob: I/O around the pure planning.
 
-A Backfill pass reads the Backfill, its PartitionedJob and its Jobs from the API (never from
-memory), has :func:`~backfill_operator.planning.verdict.judge` and
+A Backfill pass reads the Backfill and its PartitionedJob (from the API, or as this operator's
+last status write returned them while the watch confirms that write is their latest version:
+:meth:`Reconciler._read`) and its Jobs (the Job cache of :mod:`.jobcache`, which lists them
+from the API whenever it cannot vouch for them; without a cache, a LIST every pass), has
+:func:`~backfill_operator.planning.verdict.judge` and
 :func:`~backfill_operator.planning.decide.plan` decide, then acts in an order that survives a
 crash between any two steps:
 
@@ -63,6 +66,7 @@ from ..planning.times import parse_time
 from . import builders
 from .actions import JobActions, Launched
 from .builders import Owner
+from .jobcache import JobCache
 from .kube import Conflict, KubeApi, update_status
 from .metrics import Metrics
 
@@ -75,7 +79,7 @@ LAUNCH_ERROR_REQUEUE_SECONDS = 30.0
 #: Requeue while the PartitionedJob's status has no partitioning yet, seconds.
 LEDGER_NOT_READY_REQUEUE_SECONDS = 1.0
 #: Longest time a Backfill as this operator last wrote it may stand in for a GET, seconds
-#: (:meth:`Reconciler._read_backfill`; the watch confirms it is still current meanwhile).
+#: (:meth:`Reconciler._read`; the watch confirms it is still current meanwhile).
 WRITTEN_BODY_SECONDS = 10.0
 
 
@@ -109,8 +113,11 @@ class Reconciler:
         *,
         parallelism: int = API_PARALLELISM,
         background: bool = False,
+        jobs: JobCache | None = None,
     ) -> None:
         self.api = api
+        # The Jobs as the watch shows them (None: every pass lists them from the apiserver).
+        self.jobs = jobs
         self.metrics = metrics
         self.clock = clock
         self._selections = judging.SelectionCache()
@@ -120,7 +127,13 @@ class Reconciler:
         # Each run's latest claim on its PartitionedJob's job-wide limit, by job key then
         # Backfill key (memory only: rebuilt by every Backfill's first pass after a restart).
         self._claims: dict[str, dict[str, Claim]] = {}
-        self.actions = JobActions(api, metrics, parallelism, background=background)
+        self.actions = JobActions(
+            api,
+            metrics,
+            parallelism,
+            background=background,
+            on_created=None if jobs is None else jobs.created,
+        )
         # Two reads per pass (the Jobs' LIST beside the PartitionedJob's GET), for as many
         # passes as run at once (controller/runtime.py).
         self._reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="read")
@@ -132,10 +145,11 @@ class Reconciler:
         # Runs (Backfill names, or SCHEDULE_RUN) by PartitionedJob key whose last pass waited
         # for another run's Job: woken when a pass records outcomes in the job's ledger.
         self._waiting: dict[str, set[str]] = {}
-        # Each Backfill as its last status write returned it (monotonic time of the write,
-        # body), and the resourceVersion the watch last delivered: :meth:`_read_backfill`.
-        self._written: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._seen_version: dict[str, str] = {}
+        # Each Backfill and PartitionedJob (by plural, namespace, name) as this operator's
+        # last status write returned it (monotonic time of the write, body), and the
+        # resourceVersion the watch last delivered: :meth:`_read`.
+        self._written: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+        self._seen_version: dict[tuple[str, str, str], str] = {}
 
     # ------------------------------------------------------------------ Backfill pass
     def reconcile(
@@ -191,7 +205,7 @@ class Reconciler:
         """Judge the Backfill; also return the raw PartitionedJob read for it (None: absent)."""
         view = judging.load_backfill(body)
         pj_name = view.spec.job_ref.name if view.spec is not None else ""
-        pj_body = self.api.get(PARTITIONED_JOBS, owner.namespace, pj_name) if pj_name else None
+        pj_body = self._read(PARTITIONED_JOBS, owner.namespace, pj_name) if pj_name else None
         verdict = judging.judge(
             view,
             judging.load_partitioned_job(pj_name, pj_body),
@@ -210,8 +224,8 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         """Drop what memory holds about Backfill namespace/name (it was deleted)."""
         with self._locks_guard:
-            self._written.pop(object_key(namespace, name), None)
-            self._seen_version.pop(object_key(namespace, name), None)
+            self._written.pop((BACKFILLS, namespace, name), None)
+            self._seen_version.pop((BACKFILLS, namespace, name), None)
             for claims in self._claims.values():
                 claims.pop(object_key(namespace, name), None)
             for key, runs in self._waiting.items():
@@ -220,7 +234,14 @@ class Reconciler:
 
     def seen_backfill(self, namespace: str, name: str, resource_version: str | None) -> None:
         """Note the resourceVersion of Backfill namespace/name a watch event delivered."""
-        key = object_key(namespace, name)
+        self._seen(BACKFILLS, namespace, name, resource_version)
+
+    def seen_partitioned_job(self, namespace: str, name: str, resource_version: str | None) -> None:
+        """Note the resourceVersion of PartitionedJob namespace/name a watch event delivered."""
+        self._seen(PARTITIONED_JOBS, namespace, name, resource_version)
+
+    def _seen(self, plural: str, namespace: str, name: str, resource_version: str | None) -> None:
+        key = (plural, namespace, name)
         with self._locks_guard:
             if resource_version is None:
                 self._seen_version.pop(key, None)
@@ -228,17 +249,26 @@ class Reconciler:
             else:
                 self._seen_version[key] = resource_version
 
-    def _read_backfill(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Backfill as a pass starts from: the body this operator last wrote, or a GET.
+    def _wrote(self, plural: str, namespace: str, name: str, body: dict[str, Any] | None) -> None:
+        """Remember ``body``, the object as a status write returned it (None: forget it)."""
+        key = (plural, namespace, name)
+        with self._locks_guard:
+            if body is None:
+                self._written.pop(key, None)
+            else:
+                self._written[key] = (self.clock.monotonic(), body)
+
+    def _read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object a pass starts from: the body this operator last wrote, or a GET.
 
         The written body (the status write's response) stands in for a GET, saving a round
         trip before the pass can refill a slot, only while the watch's latest event of the
-        Backfill is that very write (watch events of an object come in resourceVersion order,
+        object is that very write (watch events of an object come in resourceVersion order,
         so a later change by anyone shows as another version) and for at most
         :data:`WRITTEN_BODY_SECONDS`. Otherwise, and after a restart, it is read from the API.
-        A stale body cannot be written back: the status write sends its resourceVersion.
+        A stale body cannot be written back: status writes send its resourceVersion.
         """
-        key = object_key(namespace, name)
+        key = (plural, namespace, name)
         with self._locks_guard:
             written = self._written.get(key)
             seen = self._seen_version.get(key)
@@ -247,10 +277,10 @@ class Reconciler:
             fresh = self.clock.monotonic() - when <= WRITTEN_BODY_SECONDS
             if fresh and seen is not None and body["metadata"].get("resourceVersion") == seen:
                 return copy.deepcopy(body)
-        return self.api.get(BACKFILLS, namespace, name)
+        return self.api.get(plural, namespace, name)
 
     def _reconcile(self, namespace: str, name: str, pods_done: Collection[str]) -> PassResult:
-        body = self._read_backfill(namespace, name)
+        body = self._read(BACKFILLS, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.forget(namespace, name)
             return PassResult(gone=True)
@@ -280,9 +310,8 @@ class Reconciler:
         # The Jobs are listed while the PartitionedJob is read and the Backfill judged: one
         # round trip less before this pass can refill a slot.
         job_ref = judging.raw_job_ref(body)
-        selector = f"{labels.LABEL_PARTITIONED_JOB}={labels.label_value(job_ref)}"
         listing = (
-            self._reads.submit(self._observe_jobs, namespace, selector, uid, pods_done)
+            self._reads.submit(self._observe_jobs, namespace, job_ref, uid, pods_done)
             if job_ref
             else None
         )
@@ -323,15 +352,10 @@ class Reconciler:
             try:
                 written = self.api.replace_status(BACKFILLS, body, status.compacted().to_api())
             except Conflict:
-                with self._locks_guard:
-                    self._written.pop(me, None)
+                self._wrote(BACKFILLS, namespace, name, None)
                 self.metrics.record(namespace, name, (), launched.created)
                 return PassResult(again=True)
-            with self._locks_guard:
-                if written is None:
-                    self._written.pop(me, None)
-                else:
-                    self._written[me] = (self.clock.monotonic(), written)
+            self._wrote(BACKFILLS, namespace, name, written)
         self.actions.delete(namespace, decision.deletions)
         self.actions.send_events(body, status_events(verdict, decision.state, status), now)
         self._observe(namespace, name, decision, status, launched.created)
@@ -424,15 +448,32 @@ class Reconciler:
             new = status.model_copy(update={"ledger": update.apply(status)})
             return None if new == status else new.compacted().to_api()
 
-        update_status(self.api, PARTITIONED_JOBS, namespace, name, change, body=body)
+        try:
+            written = update_status(self.api, PARTITIONED_JOBS, namespace, name, change, body=body)
+        except BaseException:
+            self._wrote(PARTITIONED_JOBS, namespace, name, None)
+            raise
+        if written is not None:
+            self._wrote(PARTITIONED_JOBS, namespace, name, written)
         return ready
 
     # ------------------------------------------------------------- PartitionedJob pass
     def _observe_jobs(
-        self, namespace: str, selector: str, uid: str, pods_done: Collection[str]
+        self, namespace: str, partitioned_job: str, uid: str, pods_done: Collection[str]
     ) -> list[ObservedJob]:
-        """List the Jobs matching ``selector`` as the planner sees them (run ``uid`` deciding)."""
-        raw = self.api.list_jobs(namespace, selector)
+        """The Jobs of ``partitioned_job`` as the planner sees them (run ``uid`` deciding).
+
+        From the Job cache when there is one (it lists them when it cannot vouch for them:
+        :mod:`.jobcache`), else listed from the apiserver.
+        """
+        label = labels.label_value(partitioned_job)
+        selector = f"{labels.LABEL_PARTITIONED_JOB}={label}"
+        if self.jobs is None:
+            raw = self.api.list_jobs(namespace, selector)
+        else:
+            raw = self.jobs.jobs(
+                namespace, label, functools.partial(self.api.list_jobs, namespace, selector)
+            )
         observed = (
             observe_job(r, uid, (r.get("metadata") or {}).get("name") in pods_done) for r in raw
         )
@@ -520,12 +561,7 @@ class Reconciler:
         with self._locks_guard:
             self._schedules.add(job_key)
         series = runs_planning.series_name(name)
-        observed = self._observe_jobs(
-            namespace,
-            f"{labels.LABEL_PARTITIONED_JOB}={labels.label_value(name)}",
-            owner.uid,
-            pods_done,
-        )
+        observed = self._observe_jobs(namespace, name, owner.uid, pods_done)
         with self._locks_guard:
             others = [c for k, c in self._claims.get(job_key, {}).items() if k != me]
         decision = runs_planning.plan_runs(rv, observed, others)
@@ -582,10 +618,13 @@ class Reconciler:
 
     def _write_status(self, body: dict[str, Any], status: PartitionedJobStatus) -> bool:
         """Write a PartitionedJob's whole status at ``body``'s resourceVersion; False: Conflict."""
+        meta = body["metadata"]
         try:
-            self.api.replace_status(PARTITIONED_JOBS, body, status.compacted().to_api())
+            written = self.api.replace_status(PARTITIONED_JOBS, body, status.compacted().to_api())
         except Conflict:
+            self._wrote(PARTITIONED_JOBS, meta["namespace"], meta["name"], None)
             return False
+        self._wrote(PARTITIONED_JOBS, meta["namespace"], meta["name"], written)
         return True
 
     def has_schedule(self, namespace: str, name: str) -> bool:

@@ -129,6 +129,11 @@ class Runtime:
         stop_wait: StopWait,
     ) -> None:
         wake = self._wakeups.setdefault(key, asyncio.Event())
+        if self.reconciler.jobs is not None:
+            # A worker starts when the operator starts, resumes after a peering pause (another
+            # replica may have acted while this one's watches were closed) or meets a new
+            # object: the Job cache lists again before it is trusted.
+            self.reconciler.jobs.distrust()
         namespace = key.removeprefix(_JOB).split("/", 1)[0]  # object_key's spelling
         error_backoff = 1.0
         try:
