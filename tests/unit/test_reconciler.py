@@ -27,6 +27,7 @@ from backfill_operator.controller.kube import AlreadyExists, Conflict, QuotaExce
 from backfill_operator.controller.metrics import Metrics
 from backfill_operator.controller.reconciler import (
     LEDGER_NOT_READY_REQUEUE_SECONDS,
+    STATUS_DEFER_SECONDS,
     WRITTEN_BODY_SECONDS,
     PassResult,
     Reconciler,
@@ -533,12 +534,22 @@ def test_kueue_jobs_are_created_suspended_and_counted_queued(world: Any) -> None
     jobs = list(api.jobs.values())
     assert all(j["spec"]["suspend"] is True for j in jobs)
     assert all(j["metadata"]["labels"][labels.KUEUE_QUEUE_NAME] == "team-queue" for j in jobs)
+    # Queued and running are counted from the Jobs: a status that only they change is
+    # written within STATUS_DEFER_SECONDS of the last write.
     rec.reconcile(NS, "bf")  # now the listed Jobs are seen suspended
+    assert not api.status()["counts"].get("queued")  # not written yet
+    api.clock.current += timedelta(seconds=STATUS_DEFER_SECONDS)
+    rec.reconcile(NS, "bf")
     counts = api.status()["counts"]
     assert counts["queued"] == 2 and counts["running"] == 0
     assert all(r["queued"] is True for r in api.status()["running"])
     jobs[0]["spec"]["suspend"] = False  # Kueue admitted one
     api.changed(jobs[0]["metadata"]["name"])
+    result = rec.reconcile(NS, "bf")
+    assert api.status()["counts"]["queued"] == 2  # not written yet
+    assert result.requeue_after_seconds is not None
+    assert 0 < result.requeue_after_seconds <= STATUS_DEFER_SECONDS
+    api.clock.current += timedelta(seconds=result.requeue_after_seconds)
     rec.reconcile(NS, "bf")
     counts = api.status()["counts"]
     assert counts["queued"] == 1 and counts["running"] == 1
@@ -687,3 +698,31 @@ def test_a_silent_watch_still_shows_the_jobs_this_process_created() -> None:
     rec.reconcile(NS, "bf")
     assert "list jobs" in api.calls
     assert len(api.creations) == 3 and len(api.active()) == 2
+
+
+def test_a_pass_that_only_refills_a_slot_puts_off_its_status_write(world: Any) -> None:
+    """A freed slot is refilled at once; the status follows within STATUS_DEFER_SECONDS."""
+    api, rec = setup(world, ["a", "b", "c", "d"], concurrency=1)
+    rec.reconcile(NS, "bf")
+    (first,) = api.active()
+    # its pod succeeded (the Job is not Complete yet): the slot is free, nothing recorded
+    api.calls.clear()
+    result = rec.reconcile(NS, "bf", pods_done={first})
+    assert [c for c in effects(api) if c.startswith("status")] == []
+    assert len(api.creations) == 2
+    assert [r["key"] for r in api.status()["running"]] == ["a"]  # as last written
+    assert result.requeue_after_seconds == STATUS_DEFER_SECONDS
+    # an outcome is written at once, with the Job the previous pass launched
+    api.finish(first, ok=True)
+    api.calls.clear()
+    rec.reconcile(NS, "bf")
+    assert "status backfills" in api.calls
+    assert [r["key"] for r in api.status()["running"]] == ["b"]
+    assert api.status()["counts"]["succeeded"] == 1
+    # a restarted operator (no memory of its writes) writes what it finds at once
+    (second,) = api.active()
+    fresh = reconciler(api, watched=rec.jobs is not None)
+    api.calls.clear()
+    fresh.reconcile(NS, "bf", pods_done={second})
+    assert "status backfills" in api.calls
+    assert sorted(r["key"] for r in api.status()["running"]) == ["b", "c"]

@@ -105,3 +105,30 @@ def test_slim_diff_base_builds_kopf_s_own_essence() -> None:
     ours = SlimDiffBaseStorage(**options).build(body=body)
     assert ours == kopf.AnnotationsDiffBaseStorage(**options).build(body=body)
     assert "status" not in ours and "managedFields" not in ours.get("metadata", {})
+
+
+def test_only_launches_tells_a_refill_status_from_one_with_news() -> None:
+    """What may wait for the next status write: counts, sets, running, condition messages."""
+    from backfill_operator.api.model import BackfillStatus, Condition, PartitionCounts, Phase
+    from backfill_operator.planning.status import only_launches
+
+    def status(
+        running: int, *, phase: Phase = Phase.RUNNING, reason: str = "Running", **more: Any
+    ) -> BackfillStatus:
+        return BackfillStatus(
+            phase=phase,
+            conditions=[
+                Condition(type="Reconciling", status="True", reason=reason, message=f"{running}")
+            ],
+            counts=PartitionCounts(total=4, running=running, pending=4 - running),
+            progress=f"0/4 done, {running} running",
+            **more,
+        )
+
+    old = status(1)
+    assert only_launches(old, old)
+    assert only_launches(old, status(2))
+    assert not only_launches(old, status(2, phase=Phase.SUCCEEDED))
+    assert not only_launches(old, status(2, reason="Waiting"))
+    assert not only_launches(old, status(2, failures_omitted=1))
+    assert not only_launches(old, status(1, completion_time="2024-01-01T00:00:00Z"))

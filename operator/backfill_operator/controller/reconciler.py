@@ -60,7 +60,7 @@ from ..planning.partitioned_job import (
 )
 from ..planning.space import Partition
 from ..planning.state import LaunchRequest
-from ..planning.status import compose_status, status_events
+from ..planning.status import compose_status, only_launches, status_events
 from ..planning.steps import step_graph
 from ..planning.times import parse_time
 from . import builders
@@ -81,6 +81,9 @@ LEDGER_NOT_READY_REQUEUE_SECONDS = 1.0
 #: Longest time a Backfill as this operator last wrote it may stand in for a GET, seconds
 #: (:meth:`Reconciler._read`; the watch confirms it is still current meanwhile).
 WRITTEN_BODY_SECONDS = 10.0
+#: Longest time a pass that only launched Jobs leaves its status unwritten after this
+#: operator's last write of it, seconds (:meth:`Reconciler._defer_status`).
+STATUS_DEFER_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -348,7 +351,8 @@ class Reconciler:
             # A Job the apiserver refuses would be refused for every partition: stop here.
             key = (namespace, verdict.partitioned_job.name, verdict.template_hash)
             self._template_checks[key] = launched.error
-        if status != verdict.backfill.status:
+        defer = self._defer_status(namespace, name, decision, launched, status)
+        if defer is None and status != verdict.backfill.status:
             try:
                 written = self.api.replace_status(BACKFILLS, body, status.compacted().to_api())
             except Conflict:
@@ -357,9 +361,12 @@ class Reconciler:
                 return PassResult(again=True)
             self._wrote(BACKFILLS, namespace, name, written)
         self.actions.delete(namespace, decision.deletions)
-        self.actions.send_events(body, status_events(verdict, decision.state, status), now)
+        if defer is None:
+            self.actions.send_events(body, status_events(verdict, decision.state, status), now)
         self._observe(namespace, name, decision, status, launched.created)
         requeue = decision.requeue_after_seconds
+        if defer is not None:
+            requeue = defer if requeue is None else min(requeue, defer)
         if launched.error is not None or launched.quota is not None:
             requeue = min(requeue or LAUNCH_ERROR_REQUEUE_SECONDS, LAUNCH_ERROR_REQUEUE_SECONDS)
         siblings = self._siblings(decision, launched) + self._note_waiting(
@@ -370,6 +377,40 @@ class Reconciler:
             wake=tuple(s for s in siblings if s != SCHEDULE_RUN),
             wake_job=verdict.partitioned_job.name if SCHEDULE_RUN in siblings else None,
         )
+
+    def _defer_status(
+        self,
+        namespace: str,
+        name: str,
+        decision: Decision,
+        launched: Launched,
+        status: BackfillStatus,
+    ) -> float | None:
+        """Seconds the status write of this pass may wait, or None: write it now.
+
+        A pass that only launched Jobs (no outcome, deletion, ledger change or refusal, and a
+        status that differs from the recorded one only in what launches change:
+        :func:`~backfill_operator.planning.status.only_launches`) leaves its status to a pass
+        at most :data:`STATUS_DEFER_SECONDS` after this operator's last write of it, so a
+        freed slot is refilled without a status round trip on the way. Nothing is lost if the
+        operator stops meanwhile: the next pass derives all of it from the Jobs again.
+        """
+        old = decision.verdict.backfill.status
+        if (
+            decision.outcomes
+            or decision.deletions
+            or decision.ledger is not None
+            or launched.error is not None
+            or launched.quota is not None
+            or not only_launches(old, status)
+        ):
+            return None
+        with self._locks_guard:
+            written = self._written.get((BACKFILLS, namespace, name))
+        if written is None:
+            return None
+        left = STATUS_DEFER_SECONDS - (self.clock.monotonic() - written[0])
+        return left if left > 0 else None
 
     def _note_waiting(self, job_key: str, run: str, decision: Decision) -> tuple[str, ...]:
         """Remember whether ``run`` waits for another run's Job; return the runs to wake now.

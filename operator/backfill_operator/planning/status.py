@@ -491,6 +491,29 @@ def _marked_units(status: BackfillStatus) -> int:
     return status.counts.marked
 
 
+#: Status fields that launching Jobs changes, and nothing else does alone: a status that
+#: differs from the recorded one only there may be written a little later (:func:`only_launches`).
+_LAUNCH_FIELDS = ("running", "counts", "progress", "partitions", "steps", "plan", "waiting")
+
+
+def only_launches(old: BackfillStatus, new: BackfillStatus) -> bool:
+    """True when ``new`` differs from ``old`` at most in what launching Jobs changes.
+
+    That is the running Jobs, the counts and sets, progress, plan and waiting, and condition
+    messages (they quote the counts); not phase, condition status or reason, failures, retries,
+    times, generation or numbering. Such a status can wait for the next write without losing
+    anything: every part of it is derived again from the Jobs by the next pass. The caller must
+    also know the pass recorded no outcome (the counts change then too).
+    """
+
+    def essentials(status: BackfillStatus) -> tuple[object, ...]:
+        conditions = tuple((c.type, c.status, c.reason) for c in status.conditions)
+        rest = status.model_copy(update={f: None for f in _LAUNCH_FIELDS} | {"conditions": []})
+        return conditions, rest
+
+    return essentials(old) == essentials(new)
+
+
 def status_events(
     verdict: Verdict, state: RunState | None, status: BackfillStatus
 ) -> list[EventIntent]:
