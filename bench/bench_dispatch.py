@@ -41,7 +41,9 @@ from common import (
     OperatorReadings,
     Result,
     Watch,
+    component_cpu,
     count_pods,
+    cpu_line,
     create_namespace,
     job_finished,
     job_template,
@@ -147,12 +149,22 @@ def timed_backfill(
     partitions: int,
     concurrency: int,
     before_start: Callable[[], None] = lambda: None,
+    spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``common.run_backfill`` of a ``jobTemplate`` PartitionedJob, pods watched too; return
-    the timings, the Job and pod lifecycles and the Jobs created per partition."""
+    the timings, the Job and pod lifecycles and the Jobs created per partition. ``spec``:
+    more fields of the Backfill's spec."""
     job = partitioned_job(f"{name}-job", {"jobTemplate": job_template()})
     run = run_backfill(
-        clients, namespace, name, job, partitions, concurrency, before_start, watch_pods=True
+        clients,
+        namespace,
+        name,
+        job,
+        partitions,
+        concurrency,
+        before_start,
+        watch_pods=True,
+        spec=spec,
     )
     indices = Counter(
         e.obj["metadata"]["labels"].get("backfill.dev/partition-index")
@@ -198,6 +210,15 @@ def main() -> int:
     parser.add_argument(
         "--backfill-only", action="store_true", help="skip the Indexed Job (operator A/B runs)"
     )
+    parser.add_argument(
+        "--keep-jobs",
+        action="store_true",
+        help=(
+            "successfulJobsHistoryLimit = partitions (at most 1000): no Job deleted during "
+            "the run (the Indexed Job deletes no pod either; the default limit, 3, deletes "
+            "nearly every Job)"
+        ),
+    )
     args = parser.parse_args()
     n, c = args.partitions, args.concurrency
 
@@ -217,9 +238,15 @@ def main() -> int:
         # the new CRD; a finished Backfill costs one pass per 5 minutes.
 
         indexed: dict[str, Any] | None = None
+        cpu_lines: list[str] = []
         if not args.backfill_only:
             say(f"   Indexed Job: completions {n}, parallelism {c}")
+            cpu_before = component_cpu(cluster, operator)
             indexed = run_indexed(clients, "bench-indexed", n, c)
+            cpu_lines.append(
+                "Indexed Job: "
+                + cpu_line(cpu_before, component_cpu(cluster, operator), indexed["wall"])
+            )
             say(f"   ... Complete after {indexed['wall']:.1f} s; deleting it and its pods")
             delete_and_drain(clients, "bench-indexed", f"indexed-{n}")
             time.sleep(2)
@@ -227,12 +254,20 @@ def main() -> int:
         say(f"   Backfill: {n} partitions, concurrency {c}")
         before: list[OperatorReadings] = []
 
+        cpu_at_start: list[dict[str, float]] = []
+
         def snapshot() -> None:
             time.sleep(1)  # the PartitionedJob's own status write settles
             before.append(OperatorReadings.take(cluster, operator))
+            cpu_at_start.append(component_cpu(cluster, operator))
 
-        result = timed_backfill(clients, "bench-backfill", "dispatch", n, c, snapshot)
+        keep = {"successfulJobsHistoryLimit": min(n, 1000)} if args.keep_jobs else None
+        result = timed_backfill(clients, "bench-backfill", "dispatch", n, c, snapshot, keep)
         say(f"   ... {result['phase']} after {result['wall']:.1f} s")
+        cpu_lines.append(
+            "Backfill:    "
+            + cpu_line(cpu_at_start[0], component_cpu(cluster, operator), result["wall"])
+        )
         time.sleep(3)  # trailing deletions and events of the last pass
         cost = OperatorCost.between(before[0], OperatorReadings.take(cluster, operator))
         events = operator_events(clients, "bench-backfill")
@@ -310,6 +345,9 @@ def main() -> int:
             f"{label} {count} ({count / n:.2f}/partition)" for label, count in reads.items()
         )
     )
+    say("   CPU seconds by process during each run (2 CPUs: 2.00 cores is all of them):")
+    for line in cpu_lines:
+        say(f"      {line}")
     say(
         "   writes by other components (job controller, scheduler, KWOK, GC; not counted): "
         + ", ".join(f"{label} {count}" for label, count in theirs)

@@ -687,6 +687,38 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 RequestKey = tuple[str, str, str, str, str]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``; 0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def component_cpu(cluster: Cluster, operator: Operator | None = None) -> dict[str, float]:
+    """CPU seconds so far of each control-plane process (by component name) and the operator."""
+    out: dict[str, float] = {}
+    for record in cluster.records:
+        out[record.name] = out.get(record.name, 0.0) + process_cpu_seconds(record.pid)
+    if operator is not None:
+        out["operator"] = operator.cpu_seconds()
+    return out
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+    """``name seconds`` per component between two :func:`component_cpu` readings, busiest first,
+    with their total as cores busy over ``wall`` seconds."""
+    used = {n: s - before.get(n, 0.0) for n, s in after.items()}
+    rows = sorted(((n, s) for n, s in used.items() if s > 0), key=lambda r: -r[1])
+    total = sum(s for _, s in rows)
+    return (
+        ", ".join(f"{n} {s:.1f}" for n, s in rows)
+        + f"; total {total:.1f} s = {total / wall:.2f} cores over {wall:.1f} s"
+    )
+
+
 def apiserver_requests(cluster: Cluster) -> tuple[Counter[RequestKey], Counter[RequestKey]]:
     """``apiserver_request_total`` by (verb, group, resource, subresource, dry_run).
 

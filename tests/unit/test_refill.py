@@ -83,8 +83,8 @@ def test_slim_diff_base_builds_kopf_s_own_essence() -> None:
     from backfill_operator.controller.handlers import SlimDiffBaseStorage
 
     raw: dict[str, Any] = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
+        "apiVersion": "backfill.dev/v1alpha1",
+        "kind": "Backfill",
         "metadata": {
             "name": "a",
             "namespace": "n",
@@ -104,7 +104,12 @@ def test_slim_diff_base_builds_kopf_s_own_essence() -> None:
     body = kopf.Body(raw)
     ours = SlimDiffBaseStorage(**options).build(body=body)
     assert ours == kopf.AnnotationsDiffBaseStorage(**options).build(body=body)
-    assert "status" not in ours and "managedFields" not in ours.get("metadata", {})
+    assert ours["spec"] and "status" not in ours
+    assert "managedFields" not in ours.get("metadata", {})
+    # Jobs and pods: only watched (event and index handlers), no essence is built
+    for api_version, kind in (("batch/v1", "Job"), ("v1", "Pod")):
+        watched = kopf.Body(raw | {"apiVersion": api_version, "kind": kind})
+        assert SlimDiffBaseStorage(**options).build(body=watched) == {}
 
 
 def test_only_launches_tells_a_refill_status_from_one_with_news() -> None:

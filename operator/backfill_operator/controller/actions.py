@@ -75,10 +75,13 @@ class JobActions:
         *,
         background: bool = False,
         on_created: Callable[[dict[str, Any]], None] | None = None,
+        on_deleted: Callable[[str, str], None] | None = None,
     ) -> None:
         self.api = api
-        # Told every Job a launch created or adopted (the Job cache's expectations).
+        # Told every Job a launch created or adopted, and every (namespace, name) deleted
+        # (the Job cache's expectations).
         self.on_created = on_created
+        self.on_deleted = on_deleted
         self.metrics = metrics
         self.background = background
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
@@ -174,6 +177,8 @@ class JobActions:
     def _delete(self, namespace: str, name: str) -> None:
         try:
             self.api.delete_job(namespace, name)
+            if self.on_deleted is not None:
+                self.on_deleted(namespace, name)
         finally:
             with self._guard:
                 self._deleting.discard((namespace, name))

@@ -10,7 +10,8 @@ informer cache with controller-runtime's expectations:
   removes deleted ones, **before** the event wakes any run, so a woken pass sees what woke it;
 * a Job this process created or adopted is put at once (:meth:`JobCache.created`) unless the
   watch delivered it already or saw it deleted (a tombstone by uid), so the next pass sees it
-  even before its watch event;
+  even before its watch event; one it deleted leaves at once (:meth:`JobCache.deleted`), so
+  the next pass does not send the deletion again;
 * a selector is trusted only for :data:`TRUST_SECONDS` after a real LIST of it, and not at
   all after :meth:`JobCache.distrust` (a worker started: the operator started, or resumed
   after a peering pause during which another replica acted and its watch was closed) or a
@@ -111,12 +112,31 @@ class JobCache:
                 jobs.pop(name, None)
                 uid = (raw.get("metadata") or {}).get("uid")
                 if uid:
+                    self._tombstones.pop(str(uid), None)
                     self._tombstones[str(uid)] = now
                 self._prune(now)
                 return
+            if str((raw.get("metadata") or {}).get("uid") or "") in self._tombstones:
+                return  # a late event of a Job this process deleted
             if event_type is None:
                 self._listed.pop(selector, None)  # a re-list: deletions may have been missed
             jobs[name] = _Entry(slim(raw), now)
+
+    def deleted(self, namespace: str, name: str) -> None:
+        """Note that this process deleted Job namespace/name (or found it gone).
+
+        It leaves the cache at once (its DELETED event may come after the next pass, which
+        would send the deletion again); a late event of that object is ignored.
+        """
+        now = self._clock()
+        with self._guard:
+            for (ns, _label), jobs in self._jobs.items():
+                if ns == namespace and name in jobs:
+                    uid = jobs.pop(name).job["metadata"].get("uid")
+                    if uid:
+                        self._tombstones.pop(str(uid), None)
+                        self._tombstones[str(uid)] = now
+            self._prune(now)
 
     def created(self, raw: Mapping[str, Any]) -> None:
         """Note a Job this process created or adopted (unless the watch knows better)."""
@@ -155,6 +175,8 @@ class JobCache:
             for name in [n for n, e in jobs.items() if e.put < started and n not in fresh]:
                 del jobs[name]
             for name, job in fresh.items():
+                if str(job["metadata"].get("uid") or "") in self._tombstones:
+                    continue  # deleted by this process while the LIST ran
                 entry = jobs.get(name)
                 if entry is None or entry.put < started:
                     jobs[name] = _Entry(job, started)
@@ -163,7 +185,8 @@ class JobCache:
 
     def _prune(self, now: float) -> None:
         """Forget tombstones older than :data:`TOMBSTONE_SECONDS` (oldest first; guard held)."""
-        for uid, when in list(self._tombstones.items()):
+        while self._tombstones:
+            uid, when = next(iter(self._tombstones.items()))
             if now - when <= TOMBSTONE_SECONDS:
                 break
             del self._tombstones[uid]

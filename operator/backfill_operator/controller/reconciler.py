@@ -136,6 +136,7 @@ class Reconciler:
             parallelism,
             background=background,
             on_created=None if jobs is None else jobs.created,
+            on_deleted=None if jobs is None else jobs.deleted,
         )
         # Two reads per pass (the Jobs' LIST beside the PartitionedJob's GET), for as many
         # passes as run at once (controller/runtime.py).
