@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -631,8 +632,9 @@ def test_a_pass_starts_from_its_own_write_only_while_the_watch_shows_it(world: A
     assert "get backfills" in api.calls
 
 
-def test_a_deletion_in_flight_is_not_sent_again() -> None:
-    """Deletions run in the background: a pass that still lists the Job does not resend it."""
+def test_a_deletion_in_flight_or_done_is_not_sent_again() -> None:
+    """Deletions run in the background: a pass that still sees the Job does not resend it,
+    while the request runs or after it ended (the pass may have read the Jobs before)."""
     import threading
 
     from backfill_operator.controller.actions import JobActions
@@ -649,8 +651,12 @@ def test_a_deletion_in_flight_is_not_sent_again() -> None:
     actions.delete(NS, ["a", "b"])
     actions.delete(NS, ["a", "c"])  # "a" is still being deleted
     release.set()
+    deadline = time.monotonic() + 10
+    while actions._deleting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    actions.delete(NS, ["b", "d"])  # "b" was deleted already
     actions._pool.shutdown(wait=True)
-    assert sorted(sent) == ["a", "b", "c"]
+    assert sorted(sent) == ["a", "b", "c", "d"]
 
 
 def test_a_watched_pass_refills_without_reading_jobs_or_its_job_again() -> None:

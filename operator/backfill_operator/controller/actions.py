@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from .kube import AlreadyExists, KubeApi, QuotaExceeded, Rejected
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
+
+#: How long this process remembers a Job it deleted, so as not to delete it again, seconds.
+DELETED_MEMORY_SECONDS = 60.0
 
 
 @dataclass
@@ -87,6 +91,8 @@ class JobActions:
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="api")
         self._guard = threading.Lock()
         self._deleting: set[tuple[str, str]] = set()  # (namespace, Job) deletions in flight
+        # (namespace, Job) deleted (or found gone) by this process -> monotonic time it ended.
+        self._deleted: dict[tuple[str, str], float] = {}
 
     def launch(
         self, owner: Owner, verdict: judging.Verdict, requests: Sequence[LaunchRequest]
@@ -166,10 +172,23 @@ class JobActions:
         """Delete Jobs namespace/names in parallel (gone already: fine).
 
         A Job whose deletion this process already sent (in the background, while the next
-        pass may still list it) is not deleted again until that request has finished.
+        pass may still see it) is not deleted again while that request runs, nor for
+        :data:`DELETED_MEMORY_SECONDS` after it ended (a pass that read the Jobs before it
+        ended still plans it: a second DELETE would only meet a 404). Job names are never
+        reused (they carry the run's uid and the attempt).
         """
+        now = time.monotonic()
         with self._guard:
-            fresh = [n for n in names if (namespace, n) not in self._deleting]
+            while self._deleted:
+                key, when = next(iter(self._deleted.items()))
+                if now - when <= DELETED_MEMORY_SECONDS:
+                    break
+                del self._deleted[key]
+            fresh = [
+                n
+                for n in names
+                if (namespace, n) not in self._deleting and (namespace, n) not in self._deleted
+            ]
             self._deleting.update((namespace, n) for n in fresh)
         futures = [self._pool.submit(self._delete, namespace, n) for n in fresh]
         self._finish(futures, "delete a Job")
@@ -177,6 +196,8 @@ class JobActions:
     def _delete(self, namespace: str, name: str) -> None:
         try:
             self.api.delete_job(namespace, name)
+            with self._guard:
+                self._deleted[(namespace, name)] = time.monotonic()
             if self.on_deleted is not None:
                 self.on_deleted(namespace, name)
         finally:
