@@ -370,7 +370,9 @@ def test_outcomes_of_an_older_numbering_stay_out_of_the_ledger(world: Any) -> No
     other = reconciler(api, watched=rec.jobs is not None)
 
     def respec(call: str) -> None:
-        if call == "list jobs":  # the spec changes after this pass read it
+        # The spec changes right after this pass read the PartitionedJob (hooked on that read,
+        # not on the Jobs' LIST: the LIST runs in another thread, beside the read).
+        if call == "get partitionedjobs":
             api.after = lambda _: None
             pj = api.objects[(PARTITIONED_JOBS, "pj")]
             pj["spec"]["partitions"]["values"] = ["z", "a", "b"]
