@@ -138,8 +138,8 @@ class Reconciler:
             on_created=None if jobs is None else jobs.created,
             on_deleted=None if jobs is None else jobs.deleted,
         )
-        # Two reads per pass (the Jobs' LIST beside the PartitionedJob's GET), for as many
-        # passes as run at once (controller/runtime.py).
+        # The Jobs' read beside the PartitionedJob's (each from memory or the API), for as
+        # many passes as run at once (controller/runtime.py).
         self._reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="read")
         # Per thread: how long the current pass waited for its PartitionedJob's lock.
         self._waited = threading.local()
@@ -311,7 +311,8 @@ class Reconciler:
         uid = body["metadata"]["uid"]
         owner = Owner(namespace, name, uid)
         now = self.clock.now()
-        # The Jobs are listed while the PartitionedJob is read and the Backfill judged: one
+        # The Jobs are taken (from the cache, or listed when it cannot vouch for them) while
+        # the PartitionedJob is read and the Backfill judged: when both need the API, one
         # round trip less before this pass can refill a slot.
         job_ref = judging.raw_job_ref(body)
         listing = (
